@@ -1,0 +1,107 @@
+// Internals the inline reader fast path needs: the counter block, the
+// per-thread slot table, and the reader-side fences. Nothing here is API.
+//
+// Ordering (the full table, with the updater's side, is in src/grace_period.cc):
+//   B  reader_fence() after a lock increment   pairs with A (heavy barrier in
+//      readers_idle()) — a reader the scan misses sees the updater's writes.
+//   C  reader_fence() before an unlock increment pairs with A — a reader's
+//      critical section is over before the scan can count its unlock.
+// With membarrier(2) the reader fences are compiler barriers and the updater's
+// heavy barrier forces a full fence on every running thread. Without it (or
+// when forced off by SRCU_NO_MEMBARRIER=1) readers fence for real.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "srcu/detail/config.h"
+
+namespace srcu::detail {
+
+// One reader counter block: a per-thread slot or a shared shard. The lock and
+// unlock counts of both indexes; 64-bit, so they never wrap in practice, and
+// never zeroed (sums over all blocks stay right when a slot changes hands).
+struct alignas(64) counter_block {
+  std::atomic<std::uint64_t> locks[2] = {};
+  std::atomic<std::uint64_t> unlocks[2] = {};
+  // Cold fields, owned by the library (src/reader_slots.cc).
+  const void* domain = nullptr;          // owning domain, for token checks
+  counter_block* next_free = nullptr;    // slot free list
+  void* owner = nullptr;                 // thread_record holding this slot
+  // domain::lock()/unlock() nesting on this slot; owning thread only.
+  std::uint32_t lock_depth = 0;
+  std::uint32_t lock_index = 0;
+};
+static_assert(sizeof(counter_block) == 64);
+
+enum flavour : std::uintptr_t {
+  kThreadFlavour = 0,      // read_lock / lock / read_guard
+  kSignalSafeFlavour = 1,  // read_lock_signal_safe
+  kDownUpFlavour = 2,      // down_read / up_read
+};
+inline constexpr std::uintptr_t kIndexBit = 1;
+inline constexpr std::uintptr_t kFlavourShift = 1;
+inline constexpr std::uintptr_t kFlavourMask = 3u << kFlavourShift;
+inline constexpr std::uintptr_t kBlockMask = ~std::uintptr_t{63};
+
+// This thread's slots, indexed by domain id; trivially initialised so the
+// compiler emits no TLS init wrapper (DESIGN.md section 4).
+struct thread_slot_table {
+  std::atomic<counter_block*>* slots;
+  std::uint32_t capacity;
+};
+extern constinit thread_local thread_slot_table tls_slot_table SRCU_TLS_MODEL;
+
+// True when readers must execute a real fence (no membarrier). Decided once,
+// before the first domain exists, never changed afterwards.
+extern constinit std::atomic<bool> g_readers_fence;
+
+inline counter_block* this_thread_slot(std::uint32_t domain_id) noexcept {
+  const thread_slot_table& t = tls_slot_table;
+  if (SRCU_LIKELY(domain_id < t.capacity)) {
+    return t.slots[domain_id].load(std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
+// B / C: see the table above.
+inline void reader_fence() noexcept {
+#if SRCU_TSAN
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#else
+  if (SRCU_UNLIKELY(g_readers_fence.load(std::memory_order_relaxed))) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+#endif
+}
+
+// Under TSan every counter access is seq_cst so that TSan sees the reader's
+// unlock as released to the updater's acquiring sum (the happens-before edge
+// that membarrier provides invisibly).
+inline constexpr std::memory_order kCounterOrder =
+    SRCU_TSAN ? std::memory_order_seq_cst : std::memory_order_relaxed;
+
+// Only the owning thread writes its slot: load + store, no RMW.
+inline void bump_private(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, kCounterOrder);
+}
+
+// Shards are shared: a real RMW (no fence is implied by the memory order;
+// the reader_fence() next to it supplies B / C).
+inline void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
+  c.fetch_add(1, kCounterOrder);
+}
+
+// Shard choice without touching thread-local state (signal-safe readers must
+// not): the stack address, at 1 MiB granularity, differs between threads and
+// stays put within one. Correctness does not depend on it: the token names
+// the shard that was used.
+inline std::size_t shard_hint(const void* stack_address) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(stack_address) >> 20;
+  return static_cast<std::size_t>((a * 0x9E3779B97F4A7C15ull) >> 58);
+}
+
+}  // namespace srcu::detail

@@ -1,0 +1,250 @@
+// srcu::domain — a sleepable-RCU domain: its own readers, its own grace periods.
+//
+// Readers mark read-side critical sections; an updater that has unpublished
+// an object waits for a grace period (every reader that began before the wait
+// has ended) and then reclaims it:
+//
+//   srcu::domain dom({.name = "config"});
+//   std::atomic<config*> current{new config};
+//
+//   // reader, any thread, may block inside
+//   {
+//     srcu::read_guard g(dom);
+//     use(*current.load(std::memory_order_acquire));
+//   }
+//
+//   // updater
+//   config* old = current.exchange(new config(next), std::memory_order_acq_rel);
+//   dom.synchronize();                 // or get_poll_cookie()/poll()
+//   delete old;
+//
+// Why a domain, not one global RCU: a reader that blocks for seconds in domain
+// A delays only A's grace periods. Domains are cheap (no thread each; a few
+// hundred bytes until threads read them) and may be created by the thousand.
+//
+// When not to use it: for data written as often as it is read (a mutex is
+// simpler), or when readers must see the newest value at every instant.
+//
+// Limitations.
+//  - fork() without exec(): the child may keep using every domain. Readers
+//    that other (vanished) threads held at the fork do not hold up the child;
+//    the forking thread's own read_lock() sections continue in the child. A
+//    signal-safe or down_read() section in flight at fork() is treated as
+//    ended in the child (no thread there can end it): the forking thread must
+//    not end one it began before fork(); doing so is reported as an unlock
+//    without lock by the next grace period.
+//  - Signals: only read_lock_signal_safe()/read_unlock_signal_safe() (and the
+//    polled start_poll()/get_poll_cookie()/poll()) may be used in a handler.
+//  - Thread exit inside a read_lock() section is a bug; it is reported.
+//  - Exceptions: nothing here throws except through allocation failure in a
+//    thread's first read_lock() on a domain, which then terminates (noexcept).
+//
+// Overheads (bench/srcu_bench, 2-vCPU VM, 2026-11-24; see docs/benchmarks.md):
+//  read_lock+read_unlock pair ~1 ns; signal-safe pair and down/up pair one
+//  uncontended atomic RMW each; synchronize_expedited ~1 us with no other
+//  thread running, ~15 us with a reader spinning (two membarrier(2) calls).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "srcu/detail/config.h"
+#include "srcu/detail/reader.h"
+#include "srcu/poll_cookie.h"
+#include "srcu/read_token.h"
+
+namespace srcu {
+
+namespace detail {
+struct domain_state;
+}
+
+struct domain_options {
+  const char* name = "srcu";  // shown in diagnostics; the pointer must outlive the domain
+  std::chrono::milliseconds stall_timeout{10'000};  // grace period this long -> stall report; 0 = off
+};
+
+class alignas(64) domain {
+ public:
+  // Effects: creates a domain; starts the library's engine thread with the
+  //   first domain of the process (no thread per domain).
+  // Allocates: yes. Thread-safe.
+  domain();
+  explicit domain(const domain_options& options);
+
+  // Preconditions: no reader of any flavour is active (checked always: a
+  //   message naming the domain, then abort), no thread is inside an updater
+  //   call on this domain.
+  // Effects: completes pending grace periods and releases every slot.
+  ~domain();
+  domain(const domain&) = delete;
+  domain& operator=(const domain&) = delete;
+
+  // --- Readers -------------------------------------------------------------
+  // read_lock: enters a read-side critical section on this thread. Nestable;
+  //   may be held across blocking calls. Wait-free: no atomic RMW, no fence
+  //   (the updater pays with membarrier). The first call on a thread for a
+  //   domain takes a slot (allocates, takes a library lock); later calls
+  //   never allocate.
+  // read_unlock: ends it; the same thread, the token read_lock returned.
+  // Synchronizes-with: a synchronize() that waits for this reader returns
+  //   after read_unlock(); everything the reader read happens-before it.
+  // Async-signal-safe: no (use read_lock_signal_safe).
+  [[nodiscard]] read_token read_lock() noexcept;
+  void read_unlock(read_token token) noexcept;
+
+  // Signal-safe readers: lock-free (one atomic RMW on a shared counter), no
+  // allocation, no thread-local state, so usable in an async signal handler
+  // and on a thread that never used the domain. Pair only with each other.
+  // Async-signal-safe: yes. Allocates: no.
+  [[nodiscard]] read_token read_lock_signal_safe() noexcept;
+  void read_unlock_signal_safe(read_token token) noexcept;
+
+  // Semaphore-like reader: up_read() may run on another thread than
+  // down_read() (pass the token along with the work). Same cost as the
+  // signal-safe pair. Async-signal-safe: yes. Allocates: no.
+  [[nodiscard]] read_token down_read() noexcept;
+  void up_read(read_token token) noexcept;
+
+  // BasicLockable / Lockable view of read_lock(), for std::scoped_lock and
+  // std::unique_lock as with C++26 std::rcu_domain. Same thread, nestable
+  // without limit: only the outermost lock() touches the counters, inner
+  // ones count depth in the thread's slot (the outer section covers them).
+  void lock() noexcept;
+  bool try_lock() noexcept;  // always succeeds
+  void unlock() noexcept;
+
+  // --- Updaters ------------------------------------------------------------
+  // synchronize: returns after every reader (any flavour) that began before
+  //   the call has ended. Concurrent callers share grace periods.
+  // Preconditions: the calling thread is not inside a read_lock()/lock()
+  //   section of this domain (checked always: message, abort). Readers of
+  //   other domains around the call are legal.
+  // Synchronizes-with: each such reader's unlock happens-before the return.
+  // Blocking: yes, sleeps between reader scans (backoff up to a few ms).
+  // Async-signal-safe: no. Allocates: no.
+  // Deadlock notes: waits for readers, so a reader that waits for something
+  //   the caller holds deadlocks, as with any RCU.
+  void synchronize();
+
+  // synchronize_expedited: the same guarantee with the lowest latency: it
+  //   drives the grace period itself and polls readers with short spins and
+  //   yields before sleeping; costs more CPU while readers linger.
+  void synchronize_expedited();
+
+  // --- Polled grace periods ---------------------------------------------
+  // get_poll_cookie: snapshot only; no grace period is started. Async-signal-safe.
+  // start_poll: snapshot, and makes sure a grace period will start and end
+  //   without anybody waiting (the engine thread drives it). Lock-free,
+  //   async-signal-safe (a raw futex wake), never allocates.
+  // poll: true once a full grace period has elapsed since the cookie was taken.
+  // cond_synchronize: synchronize() unless poll(cookie) already holds.
+  // Synchronizes-with: when poll() returns true, every reader that began
+  //   before the cookie was taken has ended and its unlock happens-before.
+  [[nodiscard]] poll_cookie get_poll_cookie() noexcept;
+  [[nodiscard]] poll_cookie start_poll() noexcept;
+  [[nodiscard]] bool poll(poll_cookie cookie) const noexcept;
+  void cond_synchronize(poll_cookie cookie);
+
+  // Number of grace periods this domain has completed. Monotonic.
+  [[nodiscard]] std::uint64_t grace_periods_completed() const noexcept;
+
+  // The name given in domain_options (for messages and logs).
+  [[nodiscard]] const char* name() const noexcept;
+
+ private:
+  friend struct detail::domain_state;
+
+  detail::counter_block* register_reader();  // slow path of read_lock
+  read_token shared_lock(detail::flavour f) noexcept;
+  void shared_unlock(read_token token, detail::flavour f) noexcept;
+  void check_unlock(read_token token, detail::flavour f) const noexcept;
+
+  // Hot and read-mostly: the only fields the fast path touches.
+  std::atomic<std::uint64_t> index_{0};  // bit 0: the index new readers use
+  std::uint32_t id_ = 0;                 // key into each thread's slot table
+  std::uint32_t shard_mask_ = 0;         // shards_ has shard_mask_ + 1 blocks
+  detail::counter_block* shards_ = nullptr;  // signal-safe and down/up counters
+  detail::domain_state* state_ = nullptr;    // everything else (src/)
+};
+
+// --- Inline fast paths ------------------------------------------------------
+
+inline read_token domain::read_lock() noexcept {
+  detail::counter_block* slot = detail::this_thread_slot(id_);
+  if (SRCU_UNLIKELY(slot == nullptr)) slot = register_reader();
+  const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
+  detail::bump_private(slot->locks[idx]);
+  detail::reader_fence();  // B: pairs with A in readers_idle()
+  return read_token(reinterpret_cast<std::uintptr_t>(slot) | idx);
+}
+
+inline void domain::read_unlock(read_token token) noexcept {
+#if SRCU_DEBUG
+  check_unlock(token, detail::kThreadFlavour);
+#endif
+  detail::reader_fence();  // C: pairs with A in readers_idle()
+  auto* slot = reinterpret_cast<detail::counter_block*>(token.raw_ & detail::kBlockMask);
+  detail::bump_private(slot->unlocks[token.raw_ & detail::kIndexBit]);
+}
+
+inline read_token domain::shared_lock(detail::flavour f) noexcept {
+  const char probe = 0;
+  detail::counter_block* shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
+  const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
+  detail::bump_shared(shard->locks[idx]);
+  detail::reader_fence();  // B: pairs with A in readers_idle()
+  return read_token(reinterpret_cast<std::uintptr_t>(shard) |
+                    (std::uintptr_t{f} << detail::kFlavourShift) | idx);
+}
+
+inline void domain::shared_unlock(read_token token, detail::flavour f) noexcept {
+#if SRCU_DEBUG
+  check_unlock(token, f);
+#else
+  (void)f;
+#endif
+  detail::reader_fence();  // C: pairs with A in readers_idle()
+  auto* shard = reinterpret_cast<detail::counter_block*>(token.raw_ & detail::kBlockMask);
+  detail::bump_shared(shard->unlocks[token.raw_ & detail::kIndexBit]);
+}
+
+inline void domain::lock() noexcept {
+  detail::counter_block* slot = detail::this_thread_slot(id_);
+  if (slot != nullptr && slot->lock_depth != 0) {
+    ++slot->lock_depth;  // covered by the outermost section
+    return;
+  }
+  const read_token token = read_lock();
+  slot = reinterpret_cast<detail::counter_block*>(token.raw_ & detail::kBlockMask);
+  slot->lock_index = static_cast<std::uint32_t>(token.raw_ & detail::kIndexBit);
+  slot->lock_depth = 1;
+}
+
+inline bool domain::try_lock() noexcept {
+  lock();
+  return true;
+}
+
+inline void domain::unlock() noexcept {
+  detail::counter_block* slot = detail::this_thread_slot(id_);
+#if SRCU_DEBUG
+  if (slot == nullptr || slot->lock_depth == 0) check_unlock(read_token(), detail::kThreadFlavour);
+#endif
+  if (--slot->lock_depth != 0) return;
+  read_unlock(read_token(reinterpret_cast<std::uintptr_t>(slot) | slot->lock_index));
+}
+
+inline read_token domain::read_lock_signal_safe() noexcept {
+  return shared_lock(detail::kSignalSafeFlavour);
+}
+inline void domain::read_unlock_signal_safe(read_token token) noexcept {
+  shared_unlock(token, detail::kSignalSafeFlavour);
+}
+inline read_token domain::down_read() noexcept { return shared_lock(detail::kDownUpFlavour); }
+inline void domain::up_read(read_token token) noexcept {
+  shared_unlock(token, detail::kDownUpFlavour);
+}
+
+}  // namespace srcu

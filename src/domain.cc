@@ -1,0 +1,148 @@
+// Domain construction and destruction, the read_lock slow path, token checks.
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "diagnostics.h"
+#include "domain_state.h"
+#include "heavy_barrier.h"
+
+namespace srcu::detail {
+
+void install_fork_handlers() noexcept;  // fork.cc
+
+domain_state::domain_state(domain* s, const domain_options& options)
+    : self(s),
+      name(options.name != nullptr ? options.name : "srcu"),
+      stall_timeout(options.stall_timeout) {}
+
+domain_state::~domain_state() {
+  slot_chunk* c = chunks.load(std::memory_order_relaxed);
+  while (c != nullptr) {
+    slot_chunk* next = c->next;
+    delete[] c->slots;
+    delete c;
+    c = next;
+  }
+}
+
+namespace {
+
+// Shards for signal-safe and down/up readers: enough that threads on
+// different CPUs rarely share a cache line, few enough that a domain stays
+// small (two per online CPU, at most 16).
+std::uint32_t shard_count_for_machine() noexcept {
+  static const std::uint32_t count = [] {
+    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    std::uint32_t n = 1;
+    while (n < 2 * static_cast<std::uint32_t>(std::max(1L, cpus)) && n < 16) n *= 2;
+    return n;
+  }();
+  return count;
+}
+
+const char* flavour_name(std::uintptr_t f) noexcept {
+  switch (f) {
+    case kThreadFlavour: return "read_lock()";
+    case kSignalSafeFlavour: return "read_lock_signal_safe()";
+    default: return "down_read()";
+  }
+}
+
+const char* unlock_name(std::uintptr_t f) noexcept {
+  switch (f) {
+    case kThreadFlavour: return "read_unlock()";
+    case kSignalSafeFlavour: return "read_unlock_signal_safe()";
+    default: return "up_read()";
+  }
+}
+
+}  // namespace
+}  // namespace srcu::detail
+
+namespace srcu {
+
+using namespace detail;
+
+domain::domain() : domain(domain_options{}) {}
+
+domain::domain(const domain_options& options) {
+  heavy_barrier_init();
+  install_fork_handlers();
+  const std::uint32_t shards = shard_count_for_machine();
+  shards_ = new counter_block[shards];
+  for (std::uint32_t i = 0; i < shards; ++i) shards_[i].domain = this;
+  shard_mask_ = shards - 1;
+  state_ = new domain_state(this, options);
+  state_->shard_count = shards;
+  id_ = registry_add(state_);
+  engine_start();
+}
+
+domain::~domain() {
+  engine_forget(state_);
+  if (state_->driver.load(std::memory_order_acquire)) {
+    die(state_->name, "destroyed while a thread is inside synchronize() on it");
+  }
+  for (unsigned idx = 0; idx < 2; ++idx) {
+    if (!state_->readers_idle(idx)) {
+      message m;
+      m << "srcu: domain '" << state_->name << "': destroyed while "
+        << state_->last_active.load(std::memory_order_relaxed)
+        << " reader(s) are still inside a read-side critical section";
+      die(m);
+    }
+  }
+  registry_remove(id_);
+  delete state_;
+  delete[] shards_;
+}
+
+const char* domain::name() const noexcept { return state_->name; }
+
+counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
+
+void domain::check_unlock(read_token token, flavour f) const noexcept {
+  const char* const dname = state_->name;
+  if (token.raw_ == 0) {
+    message m;
+    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+      << " without a matching lock (default-constructed token, or unlock() without lock())";
+    die(m);
+  }
+  const std::uintptr_t tf = (token.raw_ & kFlavourMask) >> kFlavourShift;
+  if (tf != f) {
+    message m;
+    m << "srcu: domain '" << dname << "': " << unlock_name(f) << " given a token from "
+      << flavour_name(tf) << "; use " << unlock_name(tf);
+    die(m);
+  }
+  auto* block = reinterpret_cast<const counter_block*>(token.raw_ & kBlockMask);
+  if (block->domain != this) {
+    message m;
+    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+      << " given a token of another domain ('"
+      << static_cast<const domain*>(block->domain)->name() << "')";
+    die(m);
+  }
+  const unsigned idx = token.raw_ & kIndexBit;
+  if (f == kThreadFlavour && block->owner != current_thread_record()) {
+    die(dname, "read_unlock() on another thread than its read_lock() (use down_read()/up_read() "
+               "to end a section on another thread)");
+  }
+  // Unlocks first: every unlock counted has its lock before it, so a block
+  // whose locks do not exceed its unlocks has no section left to end.
+  const std::uint64_t unlocks = block->unlocks[idx].load(std::memory_order_acquire);
+  const std::uint64_t locks = block->locks[idx].load(std::memory_order_acquire);
+  if (static_cast<std::int64_t>(locks - unlocks) <= 0) {
+    message m;
+    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+      << " without a matching lock (token unlocked twice?)";
+    die(m);
+  }
+}
+
+}  // namespace srcu

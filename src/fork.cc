@@ -1,0 +1,41 @@
+// fork() without exec(): the child keeps using every domain with no call from
+// the user. Every internal lock is taken in the prepare handler (in the lock
+// order) and released in both parent and child, so no lock is left held by a
+// thread that does not exist in the child. In the child the vanished threads'
+// readers are balanced (never zeroed) and the engine thread is restarted.
+
+#include <pthread.h>
+
+#include <mutex>
+
+#include "domain_state.h"
+#include "heavy_barrier.h"
+
+namespace srcu::detail {
+
+namespace {
+
+void prepare() noexcept {
+  engine_prepare_fork();
+  registry_prepare_fork();
+}
+
+void parent() noexcept {
+  registry_parent_after_fork();
+  engine_parent_after_fork();
+}
+
+void child() noexcept {
+  heavy_barrier_reinit_after_fork();
+  registry_child_after_fork();
+  engine_child_after_fork();
+}
+
+}  // namespace
+
+void install_fork_handlers() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(&prepare, &parent, &child); });
+}
+
+}  // namespace srcu::detail

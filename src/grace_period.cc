@@ -1,0 +1,298 @@
+// Grace periods: the state machine, the reader scans and the updater API.
+//
+// A grace period (kernel Tree SRCU, own implementation):
+//   SCAN1  wait until the *inactive* index has no readers (stragglers that
+//          fetched it before the previous flip and incremented it late);
+//   flip   index_ += 1, so new readers use the other index;
+//   SCAN2  wait until the old index has no readers.
+// "No readers on i" (readers_idle): sum unlocks[i] over every slot and shard,
+// heavy barrier, sum locks[i]; equal means idle. docs/design.md argues why a
+// reader that began before synchronize() can never be missed.
+//
+// Ordering table (every fence in the algorithm; readers in detail/reader.h):
+//   A  heavy_barrier() in readers_idle(), between the unlock and lock sums.
+//      Pairs with B and C. With B: a reader whose lock increment the lock sum
+//      misses executes its critical section after A, so it sees everything
+//      the updater wrote before synchronize() (it cannot hold the old
+//      object). With C: an unlock the unlock sum counts comes after the
+//      reader's critical section, and its lock increment is visible to the
+//      lock sum, so locks >= unlocks and equality means no reader is inside.
+//      Without A the two sums could interleave with a reader and report
+//      idle while it runs.
+//   B  reader_fence() after a lock increment (reader side).
+//   C  reader_fence() before an unlock increment (reader side).
+//   E  seq_cst fence before the flip. Pairs with B and C. The scan that just
+//      found the inactive index idle is ordered before the flip, so a reader
+//      that uses the new index was not counted by it. Kept although the
+//      control dependency on the scan already orders it (as in the kernel).
+//   D  seq_cst fence after the flip. Pairs with C: a reader whose unlock
+//      the next scan misses sees the new index on its next lock. Forward
+//      progress only (fewer late stragglers); safety does not depend on it.
+//   S  seq_cst fence in snapshot(), before gp_seq is read. Pairs with the
+//      seq_cst fence G after a grace period starts: the caller's unpublish
+//      is ordered before the first scan of any grace period that the cookie
+//      accepts, so that grace period's A covers it.
+//   G  seq_cst fence after gp_seq enters SCAN1. Pairs with S.
+//   R  gp_seq store-release at the end of a grace period; poll()/done() load
+//      it with acquire, so everything the scans acquired from readers'
+//      unlocks happens-before the caller's reclamation (TSan sees this too).
+
+#include <sched.h>
+
+#include <algorithm>
+
+#include "diagnostics.h"
+#include "domain_state.h"
+#include "futex.h"
+#include "heavy_barrier.h"
+
+namespace srcu::detail {
+
+std::uint64_t domain_state::snapshot() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // S: pairs with G
+  return seq_snap(gp_seq.load(std::memory_order_acquire));
+}
+
+void domain_state::request(std::uint64_t cookie) noexcept {
+  std::uint64_t needed = gp_seq_needed.load(std::memory_order_relaxed);
+  while (!seq_ge(needed, cookie) &&
+         !gp_seq_needed.compare_exchange_weak(needed, cookie, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed)) {
+  }
+}
+
+bool domain_state::done(std::uint64_t cookie) const noexcept {
+  return seq_ge(gp_seq.load(std::memory_order_acquire), cookie);  // R
+}
+
+bool domain_state::readers_idle(unsigned idx) noexcept {
+  const std::uint64_t unlocks = sum_unlocks(idx);
+  heavy_barrier();  // A: pairs with B and C
+  const std::uint64_t locks = sum_locks(idx);
+  const auto active = static_cast<std::int64_t>(locks - unlocks);
+  if (active < 0) {
+    message m;
+    m << "srcu: domain '" << name << "': " << -active
+      << " more unlocks than locks on index " << idx
+      << ": an unlock without lock (a token unlocked twice, or a signal-safe/down_read "
+         "section held across fork() and ended in the child)";
+    die(m);
+  }
+  last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
+  return active == 0;
+}
+
+// gp_mutex held; runs as far as it can without waiting.
+step_result domain_state::advance_locked(bool* completed) noexcept {
+  for (;;) {
+    const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
+    const std::uint64_t index = self->index_.load(std::memory_order_relaxed);
+    switch (seq & kStateMask) {
+      case kStateIdle:
+        if (seq_ge(seq, gp_seq_needed.load(std::memory_order_acquire))) return step_result::kDone;
+        gp_start_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        gp_seq.store(seq + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // G: pairs with S
+        break;
+      case kStateScan1:
+        if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B and C
+        self->index_.store(index + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // D: pairs with C
+        gp_seq.store(seq + 1, std::memory_order_relaxed);
+        break;
+      case kStateScan2:
+        // After the flip the inactive index is the one readers used before it.
+        if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
+        gp_seq.store((seq | kStateMask) + 1, std::memory_order_release);  // R
+        *completed = true;
+        break;
+    }
+  }
+}
+
+// Called after a grace period ended, with no lock held.
+void domain_state::wake_gp_waiters() noexcept {
+  gp_done_word.fetch_add(1, std::memory_order_seq_cst);
+  if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
+}
+
+void domain_state::release_driver(bool hand_to_engine) noexcept {
+  driver.store(false, std::memory_order_seq_cst);
+  // Waiters that found the role taken sleep on gp_done_word; one of them
+  // must take over if it still needs a grace period.
+  if (waiters.load(std::memory_order_seq_cst) != 0) {
+    gp_done_word.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(gp_done_word);
+  } else if (hand_to_engine &&
+             !seq_ge(gp_seq.load(std::memory_order_acquire),
+                     gp_seq_needed.load(std::memory_order_acquire))) {
+    engine_kick(this);  // start_poll() asked for more than we needed
+  }
+}
+
+step_result domain_state::drive_once() noexcept {
+  if (driver.load(std::memory_order_relaxed) ||
+      driver.exchange(true, std::memory_order_acquire)) {
+    return step_result::kContended;
+  }
+  bool completed = false;
+  step_result r;
+  {
+    std::lock_guard lk(gp_mutex);
+    r = advance_locked(&completed);
+  }
+  if (completed) wake_gp_waiters();
+  if (r == step_result::kBusy) check_stall();
+  release_driver(/*hand_to_engine=*/false);
+  return r;
+}
+
+void domain_state::check_stall() noexcept {
+  if (stall_timeout.count() <= 0) return;
+  const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
+  if ((seq & kStateMask) == kStateIdle) return;
+  const std::uint64_t elapsed_ns = monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
+  if (elapsed_ns < static_cast<std::uint64_t>(stall_timeout.count()) * 1'000'000u) return;
+  std::uint64_t reported = stall_reported_seq.load(std::memory_order_relaxed);
+  if (reported == seq ||
+      !stall_reported_seq.compare_exchange_strong(reported, seq, std::memory_order_relaxed)) {
+    return;  // one report per grace period
+  }
+  message m;
+  m << "srcu: domain '" << name << "': grace period " << (seq >> 2) << " stalled for "
+    << elapsed_ns / 1'000'000u << " ms in "
+    << ((seq & kStateMask) == kStateScan1 ? "scan 1 (stragglers on the inactive index)"
+                                          : "scan 2 (readers on the old index)")
+    << "; " << last_active.load(std::memory_order_relaxed)
+    << " reader(s) still inside (a reader blocked, or a lock without unlock)";
+  m.write_to_stderr();
+}
+
+namespace {
+
+// How long the driver waits between reader scans. Each scan costs a heavy
+// barrier, so even the expedited mode does not spin on it.
+class backoff {
+ public:
+  explicit backoff(bool expedited) : expedited_(expedited) {}
+  void reset() { attempt_ = 0; }
+  void wait(domain_state& d) {
+    const bool fast = expedited_ || d.expedited_waiters.load(std::memory_order_relaxed) != 0;
+    const unsigned attempt = attempt_++;
+    if (fast && attempt < 3) {
+      sched_yield();  // readers are normally short: let one finish
+      return;
+    }
+    const std::uint64_t base_ns = fast ? 10'000 : 100'000;
+    const std::uint64_t cap_ns = fast ? 1'000'000 : 10'000'000;
+    const unsigned shift = std::min(attempt, 20u);
+    const std::uint64_t ns = std::min(cap_ns, base_ns << shift);
+    const std::uint32_t k = d.kick_word.load(std::memory_order_acquire);
+    futex_wait(d.kick_word, k, std::chrono::nanoseconds(ns));
+  }
+
+ private:
+  bool expedited_;
+  unsigned attempt_ = 0;
+};
+
+}  // namespace
+
+void domain_state::wait_for(std::uint64_t cookie, bool expedited) {
+  if (done(cookie)) return;
+  request(cookie);
+  waiters.fetch_add(1, std::memory_order_seq_cst);
+  if (expedited) {
+    expedited_waiters.fetch_add(1, std::memory_order_relaxed);
+    kick_word.fetch_add(1, std::memory_order_release);
+    futex_wake(kick_word);  // a normal-mode driver shortens its sleep
+  }
+  backoff wait(expedited);
+  while (!done(cookie)) {
+    if (!driver.load(std::memory_order_seq_cst) &&
+        !driver.exchange(true, std::memory_order_acquire)) {
+      // This thread drives until its own grace period is over. It stops
+      // counting itself as a waiter, so a lone driver makes no futex_wake.
+      waiters.fetch_sub(1, std::memory_order_seq_cst);
+      while (!done(cookie)) {
+        bool completed = false;
+        step_result r;
+        {
+          std::lock_guard lk(gp_mutex);
+          r = advance_locked(&completed);
+        }
+        if (completed) {
+          wake_gp_waiters();
+          wait.reset();
+        }
+        if (r != step_result::kBusy) continue;  // kDone: re-check done(cookie)
+        check_stall();
+        wait.wait(*this);
+      }
+      release_driver(/*hand_to_engine=*/true);
+      if (expedited) expedited_waiters.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    // Another thread drives: sleep until a grace period ends or it leaves.
+    const std::uint32_t seen = gp_done_word.load(std::memory_order_seq_cst);
+    if (done(cookie)) break;
+    if (!driver.load(std::memory_order_seq_cst)) continue;
+    futex_wait(gp_done_word, seen, std::chrono::milliseconds(10));
+  }
+  waiters.fetch_sub(1, std::memory_order_seq_cst);
+  if (expedited) expedited_waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace srcu::detail
+
+namespace srcu {
+
+using detail::domain_state;
+
+static void check_not_in_reader(const domain_state& s, const char* what) noexcept {
+  // Always on: the thread's own slot is private to it, so this is exact and
+  // cheap next to a grace period.
+  if (s.thread_in_reader()) {
+    detail::message m;
+    m << "srcu: domain '" << s.name << "': " << what
+      << " called inside a read-side critical section of the same domain (would deadlock)";
+    detail::die(m);
+  }
+}
+
+void domain::synchronize() {
+  check_not_in_reader(*state_, "synchronize()");
+  state_->wait_for(state_->snapshot(), /*expedited=*/false);
+}
+
+void domain::synchronize_expedited() {
+  check_not_in_reader(*state_, "synchronize_expedited()");
+  state_->wait_for(state_->snapshot(), /*expedited=*/true);
+}
+
+void domain::cond_synchronize(poll_cookie cookie) {
+  check_not_in_reader(*state_, "cond_synchronize()");
+  // Waiting for the cookie's own grace period is enough: it ends after every
+  // reader that began before the cookie was taken.
+  state_->wait_for(cookie.seq_, /*expedited=*/false);
+}
+
+poll_cookie domain::get_poll_cookie() noexcept { return poll_cookie(state_->snapshot()); }
+
+poll_cookie domain::start_poll() noexcept {
+  const std::uint64_t cookie = state_->snapshot();
+  if (!state_->done(cookie)) {
+    state_->request(cookie);
+    detail::engine_kick(state_);
+  }
+  return poll_cookie(cookie);
+}
+
+bool domain::poll(poll_cookie cookie) const noexcept { return state_->done(cookie.seq_); }
+
+std::uint64_t domain::grace_periods_completed() const noexcept {
+  return state_->gp_seq.load(std::memory_order_acquire) >> 2;
+}
+
+}  // namespace srcu

@@ -1,0 +1,23 @@
+// The updater's side of the asymmetric fence: heavy_barrier() executes a full
+// memory barrier on every running thread of the process (membarrier(2)
+// MEMBARRIER_CMD_PRIVATE_EXPEDITED), so readers need only compiler barriers.
+// Without membarrier (old kernel, seccomp, or SRCU_NO_MEMBARRIER=1 in the
+// environment) readers fence for real (g_readers_fence) and this is a plain
+// seq_cst fence.
+#pragma once
+
+namespace srcu::detail {
+
+// Decides the mode once per process, before the first domain exists.
+// Idempotent and thread-safe.
+void heavy_barrier_init() noexcept;
+
+// In a fork child: the registration is per address space; make sure it holds.
+void heavy_barrier_reinit_after_fork() noexcept;
+
+void heavy_barrier() noexcept;
+
+// True when membarrier(2) is in use (for diagnostics and tests).
+bool heavy_barrier_uses_membarrier() noexcept;
+
+}  // namespace srcu::detail

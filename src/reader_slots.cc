@@ -1,0 +1,284 @@
+// Reader slots: one counter block per (thread, domain), found through the
+// thread's slot table (indexed by domain id) without atomic RMW or fence.
+//
+// A slot is taken on a thread's first read_lock() of a domain and given back
+// to the domain's free list when the thread exits (pthread key destructor,
+// which runs after C++ thread_local destructors, so those may still read).
+// Slots keep their counts when they change hands, so sums stay correct; live
+// memory is bounded by the peak number of threads that used the domain at
+// once, not by the number of threads ever created.
+
+#include <pthread.h>
+
+#include <vector>
+
+#include "diagnostics.h"
+#include "domain_state.h"
+
+namespace srcu::detail {
+
+constinit thread_local thread_slot_table tls_slot_table SRCU_TLS_MODEL = {nullptr, 0};
+
+namespace {
+
+struct thread_record {
+  thread_record* prev = nullptr;
+  thread_record* next = nullptr;
+  std::atomic<counter_block*>* slots = nullptr;  // == tls_slot_table.slots
+  std::uint32_t capacity = 0;
+};
+
+constinit thread_local thread_record* tls_record = nullptr;
+
+void on_thread_exit(void* record);
+
+// Leaked on purpose: threads may exit after static destructors have run.
+struct registry {
+  registry() { pthread_key_create(&exit_key, &on_thread_exit); }
+  std::mutex mutex;
+  std::vector<domain_state*> domains;  // by id; nullptr: id free
+  std::vector<std::uint32_t> free_ids;
+  thread_record* threads = nullptr;
+  pthread_key_t exit_key{};
+};
+
+registry& reg() {
+  static registry* r = new registry;
+  return *r;
+}
+
+bool slot_balanced(const counter_block* s) noexcept {
+  return s->locks[0].load(std::memory_order_relaxed) ==
+             s->unlocks[0].load(std::memory_order_relaxed) &&
+         s->locks[1].load(std::memory_order_relaxed) ==
+             s->unlocks[1].load(std::memory_order_relaxed);
+}
+
+// End, on the updater's books, every section a vanished thread left open.
+void balance(counter_block* s) noexcept {
+  for (int i = 0; i < 2; ++i) {
+    s->unlocks[i].store(s->locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+}
+
+void unlink(registry& r, thread_record* rec) noexcept {
+  if (rec->prev != nullptr) rec->prev->next = rec->next;
+  else r.threads = rec->next;
+  if (rec->next != nullptr) rec->next->prev = rec->prev;
+}
+
+// Registry mutex held. Gives every slot of `rec` back and frees it.
+// `slot_locks_held`: the fork child already holds every slot_mutex.
+void release_record_locked(registry& r, thread_record* rec, bool exiting,
+                           bool slot_locks_held) {
+  for (std::uint32_t id = 0; id < rec->capacity; ++id) {
+    counter_block* slot = rec->slots[id].load(std::memory_order_relaxed);
+    if (slot == nullptr) continue;
+    domain_state* d = r.domains[id];  // live: registry_remove clears entries first
+    if (exiting && (!slot_balanced(slot) || slot->lock_depth != 0)) {
+      die(d->name, "a thread exited inside a read-side critical section (read_lock/lock "
+                   "without read_unlock/unlock); its grace periods could never end");
+    }
+    if (!exiting) balance(slot);
+    if (slot_locks_held) {
+      d->put_slot_locked(slot);
+    } else {
+      std::lock_guard lk(d->slot_mutex);
+      d->put_slot_locked(slot);
+    }
+  }
+  unlink(r, rec);
+  delete[] rec->slots;
+  delete rec;
+}
+
+void on_thread_exit(void* record) {
+  registry& r = reg();
+  {
+    std::lock_guard lk(r.mutex);
+    release_record_locked(r, static_cast<thread_record*>(record), /*exiting=*/true,
+                          /*slot_locks_held=*/false);
+  }
+  tls_record = nullptr;
+  tls_slot_table = {nullptr, 0};
+}
+
+}  // namespace
+
+void* current_thread_record() noexcept { return tls_record; }
+
+std::uint32_t registry_add(domain_state* d) {
+  registry& r = reg();
+  std::lock_guard lk(r.mutex);
+  if (!r.free_ids.empty()) {
+    const std::uint32_t id = r.free_ids.back();
+    r.free_ids.pop_back();
+    r.domains[id] = d;
+    return id;
+  }
+  r.domains.push_back(d);
+  return static_cast<std::uint32_t>(r.domains.size() - 1);
+}
+
+void registry_remove(std::uint32_t id) {
+  registry& r = reg();
+  std::lock_guard lk(r.mutex);
+  // Threads that used the domain keep a table entry; clear it before the id
+  // can be handed to a new domain (the owner thread re-reads it only after
+  // learning of that new domain, which happens after this mutex is released).
+  for (thread_record* rec = r.threads; rec != nullptr; rec = rec->next) {
+    if (id < rec->capacity) rec->slots[id].store(nullptr, std::memory_order_relaxed);
+  }
+  r.domains[id] = nullptr;
+  r.free_ids.push_back(id);
+}
+
+counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
+  registry& r = reg();
+  std::lock_guard lk(r.mutex);
+  thread_record* rec = tls_record;
+  if (rec == nullptr) {
+    rec = new thread_record;
+    rec->next = r.threads;
+    if (r.threads != nullptr) r.threads->prev = rec;
+    r.threads = rec;
+    pthread_setspecific(r.exit_key, rec);
+    tls_record = rec;
+  }
+  if (id >= rec->capacity) {
+    std::uint32_t capacity = rec->capacity < 8 ? 8 : rec->capacity;
+    while (capacity <= id) capacity *= 2;
+    auto* slots = new std::atomic<counter_block*>[capacity];
+    for (std::uint32_t i = 0; i < capacity; ++i) {
+      slots[i].store(i < rec->capacity ? rec->slots[i].load(std::memory_order_relaxed) : nullptr,
+                     std::memory_order_relaxed);
+    }
+    delete[] rec->slots;
+    rec->slots = slots;
+    rec->capacity = capacity;
+  }
+  counter_block* slot = d->take_slot(rec);
+  rec->slots[id].store(slot, std::memory_order_relaxed);
+  tls_slot_table = {rec->slots, rec->capacity};
+  return slot;
+}
+
+counter_block* domain_state::take_slot(void* owner) {
+  std::lock_guard lk(slot_mutex);
+  if (free_slots == nullptr) {
+    auto* chunk = new slot_chunk;
+    chunk->count = next_chunk_size;
+    chunk->slots = new counter_block[chunk->count];
+    if (next_chunk_size < 256) next_chunk_size *= 2;
+    for (std::uint32_t i = 0; i < chunk->count; ++i) {
+      chunk->slots[i].domain = self;
+      put_slot_locked(&chunk->slots[i]);
+    }
+    chunk->next = chunks.load(std::memory_order_relaxed);
+    // Publishes the zeroed counters to scanners walking the list.
+    chunks.store(chunk, std::memory_order_release);
+  }
+  counter_block* slot = free_slots;
+  free_slots = slot->next_free;
+  slot->next_free = nullptr;
+  slot->owner = owner;
+  return slot;
+}
+
+void domain_state::put_slot_locked(counter_block* slot) {
+  slot->owner = nullptr;
+  slot->lock_depth = 0;
+  slot->next_free = free_slots;
+  free_slots = slot;
+}
+
+// The scans: every slot ever handed out (live or recycled) plus the shards.
+// Acquire loads: a counted unlock is ordered before what the updater does
+// next (the free), and TSan sees that edge.
+std::uint64_t domain_state::sum_unlocks(unsigned idx) const noexcept {
+  std::uint64_t sum = 0;
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    for (std::uint32_t i = 0; i < c->count; ++i) {
+      sum += c->slots[i].unlocks[idx].load(std::memory_order_acquire);
+    }
+  }
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    sum += self->shards_[i].unlocks[idx].load(std::memory_order_acquire);
+  }
+  return sum;
+}
+
+std::uint64_t domain_state::sum_locks(unsigned idx) const noexcept {
+  std::uint64_t sum = 0;
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    for (std::uint32_t i = 0; i < c->count; ++i) {
+      sum += c->slots[i].locks[idx].load(std::memory_order_acquire);
+    }
+  }
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    sum += self->shards_[i].locks[idx].load(std::memory_order_acquire);
+  }
+  return sum;
+}
+
+bool domain_state::thread_in_reader() const noexcept {
+  const counter_block* s = this_thread_slot(self->id_);
+  return s != nullptr && !slot_balanced(s);
+}
+
+void domain_state::balance_shards() noexcept {
+  for (std::uint32_t i = 0; i < shard_count; ++i) balance(&self->shards_[i]);
+}
+
+void registry_prepare_fork() noexcept {
+  registry& r = reg();
+  r.mutex.lock();
+  for (domain_state* d : r.domains) {
+    if (d == nullptr) continue;
+    d->gp_mutex.lock();
+    d->slot_mutex.lock();
+  }
+}
+
+void registry_parent_after_fork() noexcept {
+  registry& r = reg();
+  for (domain_state* d : r.domains) {
+    if (d == nullptr) continue;
+    d->slot_mutex.unlock();
+    d->gp_mutex.unlock();
+  }
+  r.mutex.unlock();
+}
+
+void registry_child_after_fork() noexcept {
+  registry& r = reg();
+  // Only the forking thread exists now. Every other thread's read_lock()
+  // sections are ended on the books and its slots recycled; the forking
+  // thread's own sections go on. Signal-safe and down/up sections cannot be
+  // attributed to a thread, so all of them are ended (see domain.h).
+  for (thread_record* rec = r.threads; rec != nullptr;) {
+    thread_record* next = rec->next;
+    if (rec != tls_record) {
+      release_record_locked(r, rec, /*exiting=*/false, /*slot_locks_held=*/true);
+    }
+    rec = next;
+  }
+  for (domain_state* d : r.domains) {
+    if (d == nullptr) continue;
+    d->balance_shards();
+    // A vanished updater may have been driving or waiting.
+    d->driver.store(false, std::memory_order_relaxed);
+    d->waiters.store(0, std::memory_order_relaxed);
+    d->expedited_waiters.store(0, std::memory_order_relaxed);
+    d->slot_mutex.unlock();
+    d->gp_mutex.unlock();
+    // Grace periods start_poll() asked for must still end in the child.
+    if (!seq_ge(d->gp_seq.load(std::memory_order_relaxed),
+                d->gp_seq_needed.load(std::memory_order_relaxed))) {
+      engine_kick(d);
+    }
+  }
+  r.mutex.unlock();
+}
+
+}  // namespace srcu::detail
