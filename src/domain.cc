@@ -103,6 +103,14 @@ domain::~domain() {
 
 const char* domain::name() const noexcept { return state_->name; }
 
+std::size_t domain::reader_slots() const noexcept {
+  std::size_t n = 0;
+  for (slot_chunk* c = state_->chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    n += c->count;
+  }
+  return n;
+}
+
 counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
 
 void domain::check_unlock(read_token token, flavour f) const noexcept {

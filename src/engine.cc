@@ -196,6 +196,10 @@ void engine_child_after_fork() noexcept {
   // The engine thread does not exist in the child; start a new one if the
   // parent had one. The work list and pending stack carry over unchanged.
   e.sleeping.store(false, std::memory_order_relaxed);
+  // Domains on the pending stack go onto the work list with engine_queued
+  // cleared; registry_child_after_fork() then clears the flag of a domain a
+  // vanished thread had flagged but not yet pushed (see engine_kick()).
+  absorb_pending_locked(e);
   const bool had_thread = e.started;
   e.started = false;
   if (had_thread) start_thread_locked(e);

@@ -25,10 +25,12 @@ void parent() noexcept {
   engine_parent_after_fork();
 }
 
+// Engine first: it absorbs the pending stack, which registry_child_after_fork
+// relies on before it clears every engine_queued flag and re-kicks.
 void child() noexcept {
   heavy_barrier_reinit_after_fork();
-  registry_child_after_fork();
   engine_child_after_fork();
+  registry_child_after_fork();
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ std::uint64_t domain_state::snapshot() noexcept {
 void domain_state::request(std::uint64_t cookie) noexcept {
   std::uint64_t needed = gp_seq_needed.load(std::memory_order_relaxed);
   while (!seq_ge(needed, cookie) &&
-         !gp_seq_needed.compare_exchange_weak(needed, cookie, std::memory_order_acq_rel,
+         !gp_seq_needed.compare_exchange_weak(needed, cookie, std::memory_order_seq_cst,
                                               std::memory_order_relaxed)) {
   }
 }
@@ -117,24 +117,31 @@ void domain_state::wake_gp_waiters() noexcept {
   if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
 }
 
+// The driver role changes hands here. The seq_cst store of `driver` and the
+// seq_cst loads after it pair with the seq_cst request() and driver load in
+// start_poll()/drive_once(): either the engine sees the role free, or the
+// leaving driver sees the larger gp_seq_needed and hands it to the engine.
 void domain_state::release_driver(bool hand_to_engine) noexcept {
   driver.store(false, std::memory_order_seq_cst);
   // Waiters that found the role taken sleep on gp_done_word; one of them
-  // must take over if it still needs a grace period.
+  // takes over if it still needs a grace period.
   if (waiters.load(std::memory_order_seq_cst) != 0) {
     gp_done_word.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(gp_done_word);
-  } else if (hand_to_engine &&
-             !seq_ge(gp_seq.load(std::memory_order_acquire),
-                     gp_seq_needed.load(std::memory_order_acquire))) {
-    engine_kick(this);  // start_poll() asked for more than we needed
+  }
+  // A woken waiter whose cookie is already done just leaves, and the engine
+  // dropped this domain when it found the role taken: hand start_poll()'s
+  // outstanding grace periods back to the engine whatever the waiters do.
+  if (hand_to_engine && !seq_ge(gp_seq.load(std::memory_order_seq_cst),
+                                gp_seq_needed.load(std::memory_order_seq_cst))) {
+    engine_kick(this);
   }
 }
 
 step_result domain_state::drive_once() noexcept {
-  if (driver.load(std::memory_order_relaxed) ||
-      driver.exchange(true, std::memory_order_acquire)) {
-    return step_result::kContended;
+  if (driver.load(std::memory_order_seq_cst) ||
+      driver.exchange(true, std::memory_order_seq_cst)) {
+    return step_result::kContended;  // the driver hands back in release_driver()
   }
   bool completed = false;
   step_result r;

@@ -272,6 +272,10 @@ void registry_child_after_fork() noexcept {
     d->expedited_waiters.store(0, std::memory_order_relaxed);
     d->slot_mutex.unlock();
     d->gp_mutex.unlock();
+    // A vanished thread may have been inside engine_kick() between setting
+    // the flag and pushing: the pending stack was absorbed before this runs
+    // (engine_child_after_fork), so no domain is on it and the flag can go.
+    d->engine_queued.store(false, std::memory_order_relaxed);
     // Grace periods start_poll() asked for must still end in the child.
     if (!seq_ge(d->gp_seq.load(std::memory_order_relaxed),
                 d->gp_seq_needed.load(std::memory_order_relaxed))) {

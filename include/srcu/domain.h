@@ -47,6 +47,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 #include "srcu/detail/config.h"
@@ -153,6 +154,12 @@ class alignas(64) domain {
   // The name given in domain_options (for messages and logs).
   [[nodiscard]] const char* name() const noexcept;
 
+  // Per-thread reader slots this domain has allocated. Slots are recycled
+  // when threads exit, so this is bounded by the peak number of threads
+  // that used the domain at once (allocation rounds up: at most 2 x peak + 4),
+  // not by the number of threads ever created. Thread-safe.
+  [[nodiscard]] std::size_t reader_slots() const noexcept;
+
  private:
   friend struct detail::domain_state;
 
@@ -171,7 +178,7 @@ class alignas(64) domain {
 
 // --- Inline fast paths ------------------------------------------------------
 
-inline read_token domain::read_lock() noexcept {
+SRCU_ALWAYS_INLINE read_token domain::read_lock() noexcept {
   detail::counter_block* slot = detail::this_thread_slot(id_);
   if (SRCU_UNLIKELY(slot == nullptr)) slot = register_reader();
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
@@ -180,7 +187,7 @@ inline read_token domain::read_lock() noexcept {
   return read_token(reinterpret_cast<std::uintptr_t>(slot) | idx);
 }
 
-inline void domain::read_unlock(read_token token) noexcept {
+SRCU_ALWAYS_INLINE void domain::read_unlock(read_token token) noexcept {
 #if SRCU_DEBUG
   check_unlock(token, detail::kThreadFlavour);
 #endif
@@ -189,7 +196,7 @@ inline void domain::read_unlock(read_token token) noexcept {
   detail::bump_private(slot->unlocks[token.raw_ & detail::kIndexBit]);
 }
 
-inline read_token domain::shared_lock(detail::flavour f) noexcept {
+SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
   const char probe = 0;
   detail::counter_block* shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
@@ -199,7 +206,7 @@ inline read_token domain::shared_lock(detail::flavour f) noexcept {
                     (std::uintptr_t{f} << detail::kFlavourShift) | idx);
 }
 
-inline void domain::shared_unlock(read_token token, detail::flavour f) noexcept {
+SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour f) noexcept {
 #if SRCU_DEBUG
   check_unlock(token, f);
 #else
@@ -210,7 +217,7 @@ inline void domain::shared_unlock(read_token token, detail::flavour f) noexcept 
   detail::bump_shared(shard->unlocks[token.raw_ & detail::kIndexBit]);
 }
 
-inline void domain::lock() noexcept {
+SRCU_ALWAYS_INLINE void domain::lock() noexcept {
   detail::counter_block* slot = detail::this_thread_slot(id_);
   if (slot != nullptr && slot->lock_depth != 0) {
     ++slot->lock_depth;  // covered by the outermost section
@@ -222,12 +229,12 @@ inline void domain::lock() noexcept {
   slot->lock_depth = 1;
 }
 
-inline bool domain::try_lock() noexcept {
+SRCU_ALWAYS_INLINE bool domain::try_lock() noexcept {
   lock();
   return true;
 }
 
-inline void domain::unlock() noexcept {
+SRCU_ALWAYS_INLINE void domain::unlock() noexcept {
   detail::counter_block* slot = detail::this_thread_slot(id_);
 #if SRCU_DEBUG
   if (slot == nullptr || slot->lock_depth == 0) check_unlock(read_token(), detail::kThreadFlavour);
@@ -236,14 +243,14 @@ inline void domain::unlock() noexcept {
   read_unlock(read_token(reinterpret_cast<std::uintptr_t>(slot) | slot->lock_index));
 }
 
-inline read_token domain::read_lock_signal_safe() noexcept {
+SRCU_ALWAYS_INLINE read_token domain::read_lock_signal_safe() noexcept {
   return shared_lock(detail::kSignalSafeFlavour);
 }
-inline void domain::read_unlock_signal_safe(read_token token) noexcept {
+SRCU_ALWAYS_INLINE void domain::read_unlock_signal_safe(read_token token) noexcept {
   shared_unlock(token, detail::kSignalSafeFlavour);
 }
-inline read_token domain::down_read() noexcept { return shared_lock(detail::kDownUpFlavour); }
-inline void domain::up_read(read_token token) noexcept {
+SRCU_ALWAYS_INLINE read_token domain::down_read() noexcept { return shared_lock(detail::kDownUpFlavour); }
+SRCU_ALWAYS_INLINE void domain::up_read(read_token token) noexcept {
   shared_unlock(token, detail::kDownUpFlavour);
 }
 

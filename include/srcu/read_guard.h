@@ -17,8 +17,8 @@ namespace srcu {
 
 class read_guard {
  public:
-  explicit read_guard(domain& d) noexcept : domain_(d), token_(d.read_lock()) {}
-  ~read_guard() { domain_.read_unlock(token_); }
+  SRCU_ALWAYS_INLINE explicit read_guard(domain& d) noexcept : domain_(d), token_(d.read_lock()) {}
+  SRCU_ALWAYS_INLINE ~read_guard() { domain_.read_unlock(token_); }
   read_guard(const read_guard&) = delete;
   read_guard& operator=(const read_guard&) = delete;
 

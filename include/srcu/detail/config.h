@@ -32,3 +32,8 @@
 // The fast path's thread-locals are reached without __tls_get_addr even when
 // srcu is a shared library.
 #define SRCU_TLS_MODEL __attribute__((tls_model("initial-exec")))
+
+// The reader fast path is always inlined, also at -O0: it is a handful of
+// instructions, and each translation unit then gets the SRCU_DEBUG checks it
+// was compiled with (no out-of-line copy for the linker to pick from).
+#define SRCU_ALWAYS_INLINE inline __attribute__((always_inline))

@@ -57,7 +57,7 @@ extern constinit thread_local thread_slot_table tls_slot_table SRCU_TLS_MODEL;
 // before the first domain exists, never changed afterwards.
 extern constinit std::atomic<bool> g_readers_fence;
 
-inline counter_block* this_thread_slot(std::uint32_t domain_id) noexcept {
+SRCU_ALWAYS_INLINE counter_block* this_thread_slot(std::uint32_t domain_id) noexcept {
   const thread_slot_table& t = tls_slot_table;
   if (SRCU_LIKELY(domain_id < t.capacity)) {
     return t.slots[domain_id].load(std::memory_order_relaxed);
@@ -66,7 +66,7 @@ inline counter_block* this_thread_slot(std::uint32_t domain_id) noexcept {
 }
 
 // B / C: see the table above.
-inline void reader_fence() noexcept {
+SRCU_ALWAYS_INLINE void reader_fence() noexcept {
 #if SRCU_TSAN
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
@@ -85,13 +85,13 @@ inline constexpr std::memory_order kCounterOrder =
     SRCU_TSAN ? std::memory_order_seq_cst : std::memory_order_relaxed;
 
 // Only the owning thread writes its slot: load + store, no RMW.
-inline void bump_private(std::atomic<std::uint64_t>& c) noexcept {
+SRCU_ALWAYS_INLINE void bump_private(std::atomic<std::uint64_t>& c) noexcept {
   c.store(c.load(std::memory_order_relaxed) + 1, kCounterOrder);
 }
 
 // Shards are shared: a real RMW (no fence is implied by the memory order;
 // the reader_fence() next to it supplies B / C).
-inline void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
+SRCU_ALWAYS_INLINE void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
   c.fetch_add(1, kCounterOrder);
 }
 
@@ -99,7 +99,7 @@ inline void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
 // not): the stack address, at 1 MiB granularity, differs between threads and
 // stays put within one. Correctness does not depend on it: the token names
 // the shard that was used.
-inline std::size_t shard_hint(const void* stack_address) noexcept {
+SRCU_ALWAYS_INLINE std::size_t shard_hint(const void* stack_address) noexcept {
   const auto a = reinterpret_cast<std::uintptr_t>(stack_address) >> 20;
   return static_cast<std::size_t>((a * 0x9E3779B97F4A7C15ull) >> 58);
 }
