@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite: unit, stress, fallback (no
+# membarrier), misuse death tests and the install test, in the release build,
+# under ThreadSanitizer, and under AddressSanitizer+UBSan.
+#   scripts/test.sh                 # all three builds
+#   scripts/test.sh release         # just one (presets: release debug tsan asan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+presets=("$@")
+((${#presets[@]})) || presets=(release tsan asan)
+jobs=$(nproc)
+for preset in "${presets[@]}"; do
+  echo "=== ${preset}: configure, build, test"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --preset "$preset" -j "$jobs" --timeout 300
+done
+echo "=== all test builds passed: ${presets[*]}"
