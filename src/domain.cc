@@ -1,6 +1,7 @@
 // Domain construction and destruction, the read_lock slow path, token checks.
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include "diagnostics.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
+#include "service.h"
 
 namespace srcu::detail {
 
@@ -17,9 +19,14 @@ void install_fork_handlers() noexcept;  // fork.cc
 domain_state::domain_state(domain* s, const domain_options& options)
     : self(s),
       name(options.name != nullptr ? options.name : "srcu"),
-      stall_timeout(options.stall_timeout) {}
+      stall_timeout(options.stall_timeout) {
+  cb_executor = options.callback_executor;
+  engine_slot.node.owner = this;
+  callback_slot.node.owner = this;
+}
 
 domain_state::~domain_state() {
+  delete[] cb_shards;
   slot_chunk* c = chunks.load(std::memory_order_relaxed);
   while (c != nullptr) {
     slot_chunk* next = c->next;
@@ -31,14 +38,14 @@ domain_state::~domain_state() {
 
 namespace {
 
-// Shards for signal-safe and down/up readers: enough that threads on
-// different CPUs rarely share a cache line, few enough that a domain stays
-// small (two per online CPU, at most 16).
+// Shards for signal-safe and down/up readers and for staged callbacks: one
+// per online CPU (rounded up to a power of two, at most 8), so a domain stays
+// small: 100,000 domains fit in well under 100 MB.
 std::uint32_t shard_count_for_machine() noexcept {
   static const std::uint32_t count = [] {
     const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     std::uint32_t n = 1;
-    while (n < 2 * static_cast<std::uint32_t>(std::max(1L, cpus)) && n < 16) n *= 2;
+    while (n < static_cast<std::uint32_t>(std::max(1L, cpus)) && n < 8) n *= 2;
     return n;
   }();
   return count;
@@ -78,12 +85,21 @@ domain::domain(const domain_options& options) {
   shard_mask_ = shards - 1;
   state_ = new domain_state(this, options);
   state_->shard_count = shards;
+  state_->cb_shards = new domain_state::callback_shard[shards];
+  state_->cb_shard_mask = shards - 1;
   id_ = registry_add(state_);
-  engine_start();
+  engine().start();
+  callback_thread().start();
 }
 
 domain::~domain() {
-  engine_forget(state_);
+  if (state_->thread_in_reader()) {
+    die(state_->name, "destroyed inside one of its own read-side critical sections");
+  }
+  state_->barrier();  // every queued callback runs; none is lost
+  engine().forget(state_);
+  callback_thread().forget(state_);
+  while (state_->cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
   if (state_->driver.load(std::memory_order_acquire)) {
     die(state_->name, "destroyed while a thread is inside synchronize() on it");
   }

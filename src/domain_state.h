@@ -1,13 +1,15 @@
 // The compiled side of a domain. One room per concern:
 //   reader_slots.cc  per-thread slots, the thread registry, thread exit
 //   grace_period.cc  the grace-period state machine and the updater API
-//   engine.cc        the library thread that drives polled grace periods
+//   callbacks.cc     call(), barrier(), segments, batches, executors
+//   service.cc       the library threads (engine, callback thread)
 //   fork.cc          pthread_atfork handlers
 //   domain.cc        construction, destruction, token checks
 //
 // Lock order (outermost first); no library lock is held while srcu calls out
-// (user code, wake-ups, stall reports):
-//   engine mutex -> registry mutex -> domain gp_mutex -> domain slot_mutex
+// (user callbacks, executors, wake-ups, stall reports):
+//   service mutex (engine, then callback thread) -> registry mutex
+//     -> domain gp_mutex -> domain cb_mutex -> domain slot_mutex
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "service.h"
 #include "srcu/domain.h"
 
 namespace srcu::detail {
@@ -94,16 +97,54 @@ struct domain_state {
   void wake_gp_waiters() noexcept;
   void release_driver(bool hand_to_engine) noexcept;
 
-  // --- Engine (engine.cc); fields owned by the engine ------------------------
-  std::atomic<bool> engine_queued{false};        // on the engine's pending stack
-  domain_state* engine_pending_next = nullptr;
-  domain_state* engine_prev = nullptr;           // work list, engine mutex
-  domain_state* engine_next = nullptr;
-  bool engine_listed = false;
-  bool engine_busy = false;                      // the engine is stepping it
-  bool engine_dying = false;
-  std::uint64_t engine_next_check_ns = 0;
-  std::uint64_t engine_backoff_ns = 0;
+  // --- Callbacks (callbacks.cc) ---------------------------------------------
+  // Staging: call() pushes onto its thread's shard (a Treiber stack, newest
+  // first) after taking a ticket; barrier() compares tickets with invocations
+  // shard by shard (each shard's callbacks run in order).
+  struct alignas(64) callback_shard {
+    std::atomic<callback_head*> staged{nullptr};
+    std::atomic<std::uint64_t> enqueued{0};  // tickets taken by call()
+    std::atomic<std::uint64_t> invoked{0};   // callbacks of this shard that have run
+  };
+  static constexpr std::uint32_t kMaxCallbackShards = 8;
+  // A list of callbacks waiting for (or past) one grace-period cookie.
+  struct segment {
+    callback_head* head = nullptr;
+    callback_head* tail = nullptr;
+    std::uint64_t cookie = 0;
+    std::uint32_t counts[kMaxCallbackShards] = {};  // callbacks per shard
+    bool empty() const noexcept { return head == nullptr; }
+    void append(segment& other) noexcept;           // moves other's callbacks here
+  };
+
+  callback_shard* cb_shards = nullptr;
+  std::uint32_t cb_shard_mask = 0;
+  executor* cb_executor = nullptr;
+  std::atomic<bool> cb_staged{false};      // call() since the engine last drained
+  std::atomic<bool> cb_waiting_gp{false};  // a segment waits for a grace period
+  std::mutex cb_mutex;                     // guards the segments below
+  segment cb_wait[2];                      // at most two cookies are ever pending
+  segment cb_ready;                        // past their grace period, not yet handed out
+  bool cb_batch_out = false;               // one batch per domain outstanding
+  std::uint32_t cb_batch_counts[kMaxCallbackShards] = {};
+  std::atomic<std::uint32_t> cb_done_word{0};     // futex: bumped per completed batch
+  std::atomic<std::uint32_t> cb_barrier_waiters{0};
+  std::atomic<std::uint32_t> cb_completing{0};    // batch completions touching this
+
+  void call(callback_head* head, void (*func)(callback_head*)) noexcept;
+  void drain_staged();                     // engine: staging -> segments
+  bool advance_ready_locked() noexcept;    // wait -> ready; true if ready non-empty
+  void complete_batch() noexcept;
+  callback_batch make_batch(callback_head* head, std::size_t size) noexcept {
+    return callback_batch(this, head, size);
+  }
+  void barrier();
+  void discard_callbacks_in_child() noexcept;
+  bool callbacks_idle() const noexcept;    // nothing queued or running
+
+  // --- Library threads (service.cc) ------------------------------------------
+  service_slot engine_slot;
+  service_slot callback_slot;
 };
 
 // reader_slots.cc
@@ -114,13 +155,5 @@ void* current_thread_record() noexcept;
 void registry_prepare_fork() noexcept;             // takes every registry/domain lock
 void registry_parent_after_fork() noexcept;
 void registry_child_after_fork() noexcept;         // balances vanished threads' readers
-
-// engine.cc
-void engine_start() noexcept;                      // with the first domain
-void engine_kick(domain_state* d) noexcept;        // async-signal-safe
-void engine_forget(domain_state* d) noexcept;      // from ~domain
-void engine_prepare_fork() noexcept;
-void engine_parent_after_fork() noexcept;
-void engine_child_after_fork() noexcept;
 
 }  // namespace srcu::detail

@@ -10,26 +10,31 @@
 
 #include "domain_state.h"
 #include "heavy_barrier.h"
+#include "service.h"
 
 namespace srcu::detail {
 
 namespace {
 
 void prepare() noexcept {
-  engine_prepare_fork();
+  engine().prepare_fork();
+  callback_thread().prepare_fork();
   registry_prepare_fork();
 }
 
 void parent() noexcept {
   registry_parent_after_fork();
-  engine_parent_after_fork();
+  callback_thread().parent_after_fork();
+  engine().parent_after_fork();
 }
 
-// Engine first: it absorbs the pending stack, which registry_child_after_fork
-// relies on before it clears every engine_queued flag and re-kicks.
+// Services first: they absorb their pending stacks, which
+// registry_child_after_fork relies on before it clears every kick flag,
+// discards inherited callbacks (they run in the parent) and re-kicks.
 void child() noexcept {
   heavy_barrier_reinit_after_fork();
-  engine_child_after_fork();
+  engine().child_after_fork();
+  callback_thread().child_after_fork();
   registry_child_after_fork();
 }
 

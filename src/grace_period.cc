@@ -45,6 +45,7 @@
 #include "domain_state.h"
 #include "futex.h"
 #include "heavy_barrier.h"
+#include "service.h"
 
 namespace srcu::detail {
 
@@ -115,6 +116,8 @@ step_result domain_state::advance_locked(bool* completed) noexcept {
 void domain_state::wake_gp_waiters() noexcept {
   gp_done_word.fetch_add(1, std::memory_order_seq_cst);
   if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
+  // Callbacks may have been waiting for this one; the engine moves them on.
+  if (cb_waiting_gp.load(std::memory_order_seq_cst)) engine().kick(this);
 }
 
 // The driver role changes hands here. The seq_cst store of `driver` and the
@@ -134,7 +137,7 @@ void domain_state::release_driver(bool hand_to_engine) noexcept {
   // outstanding grace periods back to the engine whatever the waiters do.
   if (hand_to_engine && !seq_ge(gp_seq.load(std::memory_order_seq_cst),
                                 gp_seq_needed.load(std::memory_order_seq_cst))) {
-    engine_kick(this);
+    engine().kick(this);
   }
 }
 
@@ -174,6 +177,24 @@ void domain_state::check_stall() noexcept {
     << "; " << last_active.load(std::memory_order_relaxed)
     << " reader(s) still inside (a reader blocked, or a lock without unlock)";
   m.write_to_stderr();
+}
+
+// The engine's step for one domain: stage callbacks into segments, drive
+// the grace period as far as it goes without waiting, hand ready callbacks to
+// the callback thread. Never blocks; kRetry when readers are still inside.
+service_result engine_step(domain_state* d) {
+  if (d->cb_staged.load(std::memory_order_seq_cst) &&
+      d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
+    d->drain_staged();
+  }
+  const step_result r = d->drive_once();
+  bool ready;
+  {
+    std::lock_guard lk(d->cb_mutex);
+    ready = d->advance_ready_locked();
+  }
+  if (ready) callback_thread().kick(d);
+  return r == step_result::kBusy ? service_result::kRetry : service_result::kDone;
 }
 
 namespace {
@@ -285,13 +306,22 @@ void domain::cond_synchronize(poll_cookie cookie) {
   state_->wait_for(cookie.seq_, /*expedited=*/false);
 }
 
+void domain::barrier() {
+  check_not_in_reader(*state_, "barrier()");
+  state_->barrier();
+}
+
+void domain::call(callback_head* head, void (*func)(callback_head*)) noexcept {
+  state_->call(head, func);
+}
+
 poll_cookie domain::get_poll_cookie() noexcept { return poll_cookie(state_->snapshot()); }
 
 poll_cookie domain::start_poll() noexcept {
   const std::uint64_t cookie = state_->snapshot();
   if (!state_->done(cookie)) {
     state_->request(cookie);
-    detail::engine_kick(state_);
+    detail::engine().kick(state_);
   }
   return poll_cookie(cookie);
 }

@@ -236,6 +236,7 @@ void registry_prepare_fork() noexcept {
   for (domain_state* d : r.domains) {
     if (d == nullptr) continue;
     d->gp_mutex.lock();
+    d->cb_mutex.lock();
     d->slot_mutex.lock();
   }
 }
@@ -245,6 +246,7 @@ void registry_parent_after_fork() noexcept {
   for (domain_state* d : r.domains) {
     if (d == nullptr) continue;
     d->slot_mutex.unlock();
+    d->cb_mutex.unlock();
     d->gp_mutex.unlock();
   }
   r.mutex.unlock();
@@ -270,16 +272,17 @@ void registry_child_after_fork() noexcept {
     d->driver.store(false, std::memory_order_relaxed);
     d->waiters.store(0, std::memory_order_relaxed);
     d->expedited_waiters.store(0, std::memory_order_relaxed);
+    // Clears the service flags too: a vanished thread may have been inside
+    // kick() between setting a flag and pushing (the services absorbed their
+    // pending stacks before this runs, see fork.cc).
+    d->discard_callbacks_in_child();
     d->slot_mutex.unlock();
+    d->cb_mutex.unlock();
     d->gp_mutex.unlock();
-    // A vanished thread may have been inside engine_kick() between setting
-    // the flag and pushing: the pending stack was absorbed before this runs
-    // (engine_child_after_fork), so no domain is on it and the flag can go.
-    d->engine_queued.store(false, std::memory_order_relaxed);
     // Grace periods start_poll() asked for must still end in the child.
     if (!seq_ge(d->gp_seq.load(std::memory_order_relaxed),
                 d->gp_seq_needed.load(std::memory_order_relaxed))) {
-      engine_kick(d);
+      engine().kick(d);
     }
   }
   r.mutex.unlock();

@@ -49,7 +49,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <utility>
 
+#include "srcu/callback.h"
 #include "srcu/detail/config.h"
 #include "srcu/detail/reader.h"
 #include "srcu/poll_cookie.h"
@@ -64,6 +68,9 @@ struct domain_state;
 struct domain_options {
   const char* name = "srcu";  // shown in diagnostics; the pointer must outlive the domain
   std::chrono::milliseconds stall_timeout{10'000};  // grace period this long -> stall report; 0 = off
+  // Runs this domain's ready callbacks; nullptr: srcu's callback thread.
+  // Must outlive the domain. See srcu/callback.h.
+  executor* callback_executor = nullptr;
 };
 
 class alignas(64) domain {
@@ -76,8 +83,9 @@ class alignas(64) domain {
 
   // Preconditions: no reader of any flavour is active (checked always: a
   //   message naming the domain, then abort), no thread is inside an updater
-  //   call on this domain.
-  // Effects: completes pending grace periods and releases every slot.
+  //   call on this domain, not called from one of its own callbacks.
+  // Effects: does barrier() (every queued callback runs; none is lost, none
+  //   runs after the destructor returns), then releases every slot.
   ~domain();
   domain(const domain&) = delete;
   domain& operator=(const domain&) = delete;
@@ -134,6 +142,37 @@ class alignas(64) domain {
   //   yields before sleeping; costs more CPU while readers linger.
   void synchronize_expedited();
 
+  // barrier: returns after every callback queued before the call, by any
+  //   thread, has run (not merely been scheduled). Callable concurrently.
+  // Preconditions: not inside a read_lock() section of this domain, not
+  //   inside one of this domain's callbacks, and not inside any callback on
+  //   srcu's callback thread if this domain uses it (each would wait for
+  //   itself; checked always: message, abort).
+  // Synchronizes-with: each such callback's return happens-before barrier()
+  //   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
+  void barrier();
+
+  // --- Deferred reclamation --------------------------------------------------
+  // call: queues func(head) to run once, after a grace period that begins
+  //   after this call, on srcu's callback thread or the domain's executor.
+  //   Callbacks queued by one thread run in queueing order.
+  // Preconditions: head and func non-null; head not already queued (checked
+  //   always: message, abort). The caller owns *head until func runs; srcu
+  //   clears head->func just before invoking it.
+  // Blocking: never. Lock-free (no lock of any kind, so callable with any
+  //   lock held, from inside a callback, from an executor's submit()).
+  // Async-signal-safe: yes. Allocates: no.
+  void call(callback_head* head, void (*func)(callback_head*)) noexcept;
+
+  // call(f): the same for any callable `void()`, moved into a node that is
+  //   allocated here (so: Allocates: yes; not async-signal-safe).
+  template <class F>
+  void call(F&& f);
+
+  // retire(p, d): d(p) after a grace period. Allocates a node.
+  template <class T, class D = std::default_delete<T>>
+  void retire(T* p, D d = D());
+
   // --- Polled grace periods ---------------------------------------------
   // get_poll_cookie: snapshot only; no grace period is started. Async-signal-safe.
   // start_poll: snapshot, and makes sure a grace period will start and end
@@ -175,6 +214,27 @@ class alignas(64) domain {
   detail::counter_block* shards_ = nullptr;  // signal-safe and down/up counters
   detail::domain_state* state_ = nullptr;    // everything else (src/)
 };
+
+// --- Templates --------------------------------------------------------------
+
+template <class F>
+void domain::call(F&& f) {
+  struct node : callback_head {
+    explicit node(F&& fn) : fn(std::forward<F>(fn)) {}
+    std::decay_t<F> fn;
+  };
+  node* n = new node(std::forward<F>(f));
+  call(n, [](callback_head* h) {
+    node* self = static_cast<node*>(h);
+    self->fn();
+    delete self;
+  });
+}
+
+template <class T, class D>
+void domain::retire(T* p, D d) {
+  call([p, d = std::move(d)]() mutable { d(p); });
+}
 
 // --- Inline fast paths ------------------------------------------------------
 

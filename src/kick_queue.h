@@ -1,0 +1,73 @@
+// A lock-free "this needs attention" queue of domains, and the futex word its
+// consumer thread sleeps on. kick() is async-signal-safe: a Treiber push,
+// guarded by a per-node flag so a node is on the stack at most once, and a
+// raw futex wake only when the consumer sleeps. Used by the engine (grace
+// periods) and the callback thread (ready batches).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "futex.h"
+
+namespace srcu::detail {
+
+struct domain_state;
+
+struct kick_node {
+  std::atomic<bool> queued{false};
+  kick_node* next = nullptr;
+  domain_state* owner = nullptr;
+};
+
+class kick_queue {
+ public:
+  void kick(kick_node* n) noexcept {
+    if (n->queued.exchange(true, std::memory_order_acq_rel)) return;  // already on the stack
+    kick_node* head = pending_.load(std::memory_order_relaxed);
+    do {
+      n->next = head;
+    } while (!pending_.compare_exchange_weak(head, n, std::memory_order_release,
+                                             std::memory_order_relaxed));
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_word_, 1);
+  }
+
+  // Consumer: read before take_all(), pass to sleep().
+  std::uint32_t wake_generation() const noexcept {
+    return wake_word_.load(std::memory_order_seq_cst);
+  }
+
+  // Consumer: every kicked node, each with its flag cleared (a later kick
+  // queues it again). `f(owner)` is called per node.
+  template <class F>
+  void take_all(F&& f) {
+    kick_node* n = pending_.exchange(nullptr, std::memory_order_acquire);
+    while (n != nullptr) {
+      kick_node* next = n->next;
+      n->next = nullptr;
+      n->queued.store(false, std::memory_order_release);
+      f(n->owner);
+      n = next;
+    }
+  }
+
+  // Consumer: sleeps unless kicked since `generation` (timeout <= 0: forever).
+  void sleep(std::uint32_t generation, std::chrono::nanoseconds timeout) noexcept {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (pending_.load(std::memory_order_seq_cst) == nullptr) {
+      futex_wait(wake_word_, generation, timeout);
+    }
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+
+  void reset_after_fork() noexcept { sleeping_.store(false, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<kick_node*> pending_{nullptr};
+  std::atomic<std::uint32_t> wake_word_{0};
+  std::atomic<bool> sleeping_{false};
+};
+
+}  // namespace srcu::detail

@@ -1,0 +1,162 @@
+#include "service.h"
+
+#include <sched.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "diagnostics.h"
+#include "domain_state.h"
+
+namespace srcu::detail {
+
+void service::start() noexcept {
+  std::lock_guard lk(mutex_);
+  if (!started_) start_thread_locked();
+}
+
+void service::start_thread_locked() noexcept {
+  const int rc = pthread_create(&thread_, nullptr, &service::thread_main, this);
+  if (rc != 0) die("(library)", "cannot start an srcu library thread");
+  pthread_setname_np(thread_, name_);
+  pthread_detach(thread_);
+  started_ = true;
+}
+
+void* service::thread_main(void* self) {
+  static_cast<service*>(self)->run();
+  return nullptr;
+}
+
+bool service::on_service_thread() const noexcept {
+  return started_ && pthread_equal(pthread_self(), thread_);
+}
+
+void service::kick(domain_state* d) noexcept { queue_.kick(&(d->*slot_).node); }
+
+void service::link_locked(service_slot* s) {
+  s->prev = nullptr;
+  s->next = list_;
+  if (list_ != nullptr) list_->prev = s;
+  list_ = s;
+  s->listed = true;
+}
+
+void service::unlink_locked(service_slot* s) {
+  if (!s->listed) return;
+  if (s->prev != nullptr) s->prev->next = s->next;
+  else list_ = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  s->prev = s->next = nullptr;
+  s->listed = false;
+}
+
+void service::absorb_locked() {
+  queue_.take_all([this](domain_state* d) {
+    service_slot& s = d->*slot_;
+    if (s.dying) return;
+    if (!s.listed) link_locked(&s);
+    s.next_check_ns = 0;  // due now
+    s.backoff_ns = 0;
+  });
+}
+
+void service::run() {
+  std::vector<domain_state*> batch;
+  std::vector<service_result> results;
+  for (;;) {
+    const std::uint32_t generation = queue_.wake_generation();
+    std::uint64_t now = monotonic_ns();
+    std::uint64_t next_due = ~std::uint64_t{0};
+    batch.clear();
+    {
+      std::lock_guard lk(mutex_);
+      absorb_locked();
+      for (service_slot* s = list_; s != nullptr; s = s->next) {
+        if (s->next_check_ns <= now) {
+          s->busy = true;
+          batch.push_back(s->node.owner);
+        } else {
+          next_due = std::min(next_due, s->next_check_ns);
+        }
+      }
+      batch_active_ = !batch.empty();
+    }
+    results.clear();
+    for (domain_state* d : batch) results.push_back(step_(d));  // no lock held
+    if (!batch.empty()) {
+      now = monotonic_ns();
+      {
+        std::lock_guard lk(mutex_);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          service_slot& s = batch[i]->*slot_;
+          s.busy = false;
+          if (results[i] == service_result::kRetry && !s.dying) {
+            s.backoff_ns = s.backoff_ns == 0 ? 50'000
+                                             : std::min<std::uint64_t>(s.backoff_ns * 2, 5'000'000);
+            s.next_check_ns = now + s.backoff_ns;
+            next_due = std::min(next_due, s.next_check_ns);
+          } else {
+            unlink_locked(&s);
+          }
+        }
+        batch_active_ = false;
+      }
+      batch_done_.notify_all();
+    }
+    std::chrono::nanoseconds timeout{0};  // forever
+    if (next_due != ~std::uint64_t{0}) {
+      const std::uint64_t t = monotonic_ns();
+      timeout = std::chrono::nanoseconds(next_due > t ? next_due - t : 1);
+    }
+    queue_.sleep(generation, timeout);
+  }
+}
+
+void service::forget(domain_state* d) noexcept {
+  service_slot& s = d->*slot_;
+  std::unique_lock lk(mutex_);
+  s.dying = true;
+  absorb_locked();  // d may sit on the pending stack
+  batch_done_.wait(lk, [&s] { return !s.busy; });
+  unlink_locked(&s);
+}
+
+void service::prepare_fork() noexcept {
+  mutex_.lock();
+  while (batch_active_) {
+    // Let the thread finish its steps (it needs the mutex to say so).
+    mutex_.unlock();
+    sched_yield();
+    mutex_.lock();
+  }
+}
+
+void service::parent_after_fork() noexcept { mutex_.unlock(); }
+
+void service::child_after_fork() noexcept {
+  // The thread does not exist in the child: absorb what was kicked (so every
+  // kicked flag is clear or the node is listed), then start a new thread.
+  queue_.reset_after_fork();
+  absorb_locked();
+  const bool had_thread = started_;
+  started_ = false;
+  if (had_thread) start_thread_locked();
+  mutex_.unlock();
+}
+
+service_result engine_step(domain_state* d);        // grace_period.cc
+service_result dispatch_callbacks(domain_state* d);  // callbacks.cc
+
+service& engine() noexcept {
+  static service* s = new service("srcu-engine", &engine_step, &domain_state::engine_slot);
+  return *s;
+}
+
+service& callback_thread() noexcept {
+  static service* s =
+      new service("srcu-callbacks", &dispatch_callbacks, &domain_state::callback_slot);
+  return *s;
+}
+
+}  // namespace srcu::detail
