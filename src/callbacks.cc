@@ -72,7 +72,7 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
               "callback ran)");
   }
   head->func = func;
-  callback_shard& shard = cb_shards[this_thread_callback_shard() & cb_shard_mask];
+  shard_block& shard = self->shards_[this_thread_callback_shard() & self->shard_mask_];
   // Ticket before the push: a barrier() that sees the ticket waits for the
   // callback, and the push cannot fail to follow.
   shard.enqueued.fetch_add(1, std::memory_order_relaxed);
@@ -92,8 +92,8 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
 
 void domain_state::drain_staged() {
   segment fresh;
-  for (std::uint32_t s = 0; s <= cb_shard_mask; ++s) {
-    callback_head* list = cb_shards[s].staged.exchange(nullptr, std::memory_order_seq_cst);
+  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+    callback_head* list = self->shards_[s].staged.exchange(nullptr, std::memory_order_seq_cst);
     if (list == nullptr) continue;
     segment part;
     part.tail = list;  // newest first: the head of the stack becomes the tail
@@ -107,9 +107,13 @@ void domain_state::drain_staged() {
     fresh.append(part);
   }
   if (fresh.empty()) return;
-  fresh.cookie = snapshot();  // a grace period that starts after these were queued
+  // A grace period that starts after these were queued. Kept apart: append()
+  // empties `fresh` (requesting fresh.cookie afterwards asked for cookie 0
+  // and left merged callbacks waiting for ever; found by srcu-torture).
+  const std::uint64_t cookie = snapshot();
+  fresh.cookie = cookie;
   {
-    std::lock_guard lk(cb_mutex);
+    std::lock_guard lk(mutex);
     advance_ready_locked();
     // Cookies are snapshots of one sequence, so at most two distinct ones
     // are ever waiting (the grace period in flight and the next).
@@ -117,19 +121,17 @@ void domain_state::drain_staged() {
       cb_wait[0].append(fresh);
     } else if (cb_wait[0].empty()) {
       cb_wait[0] = fresh;
-    } else if (cb_wait[1].empty() || cb_wait[1].cookie == fresh.cookie) {
-      const std::uint64_t cookie = fresh.cookie;
+    } else if (cb_wait[1].empty() || cb_wait[1].cookie == cookie) {
       cb_wait[1].append(fresh);
       cb_wait[1].cookie = cookie;
     } else {
       // Not reachable by the argument above; waiting longer is always safe.
-      const std::uint64_t cookie = fresh.cookie;
       cb_wait[1].append(fresh);
       if (seq_ge(cookie, cb_wait[1].cookie)) cb_wait[1].cookie = cookie;
     }
     cb_waiting_gp.store(true, std::memory_order_seq_cst);
   }
-  request(fresh.cookie);
+  request(cookie);
 }
 
 bool domain_state::advance_ready_locked() noexcept {
@@ -145,7 +147,7 @@ bool domain_state::advance_ready_locked() noexcept {
 service_result dispatch_callbacks(domain_state* d) {
   domain_state::segment batch;
   {
-    std::lock_guard lk(d->cb_mutex);
+    std::lock_guard lk(d->mutex);
     if (d->cb_batch_out || d->cb_ready.empty()) return service_result::kDone;
     batch = d->cb_ready;
     d->cb_ready = domain_state::segment{};
@@ -169,11 +171,11 @@ void domain_state::complete_batch() noexcept {
   cb_completing.fetch_add(1, std::memory_order_seq_cst);
   bool more;
   {
-    std::lock_guard lk(cb_mutex);
+    std::lock_guard lk(mutex);
     cb_batch_out = false;
-    for (std::uint32_t s = 0; s <= cb_shard_mask; ++s) {
+    for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
       // Release: barrier() acquires these; the callbacks happen-before it returns.
-      cb_shards[s].invoked.fetch_add(cb_batch_counts[s], std::memory_order_release);
+      self->shards_[s].invoked.fetch_add(cb_batch_counts[s], std::memory_order_release);
       cb_batch_counts[s] = 0;
     }
     more = !cb_ready.empty();
@@ -185,9 +187,9 @@ void domain_state::complete_batch() noexcept {
 }
 
 bool domain_state::callbacks_idle() const noexcept {
-  for (std::uint32_t s = 0; s <= cb_shard_mask; ++s) {
-    if (cb_shards[s].invoked.load(std::memory_order_acquire) !=
-        cb_shards[s].enqueued.load(std::memory_order_acquire)) {
+  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+    if (self->shards_[s].invoked.load(std::memory_order_acquire) !=
+        self->shards_[s].enqueued.load(std::memory_order_acquire)) {
       return false;
     }
   }
@@ -204,15 +206,15 @@ void domain_state::barrier() {
               "also runs this domain's callbacks (it would wait for itself)");
   }
   std::uint64_t target[kMaxCallbackShards] = {};
-  for (std::uint32_t s = 0; s <= cb_shard_mask; ++s) {
-    target[s] = cb_shards[s].enqueued.load(std::memory_order_acquire);
+  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+    target[s] = self->shards_[s].enqueued.load(std::memory_order_acquire);
   }
   cb_barrier_waiters.fetch_add(1, std::memory_order_seq_cst);
   for (;;) {
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     bool all = true;
-    for (std::uint32_t s = 0; s <= cb_shard_mask && all; ++s) {
-      all = seq_ge(cb_shards[s].invoked.load(std::memory_order_acquire), target[s]);
+    for (std::uint32_t s = 0; s <= self->shard_mask_ && all; ++s) {
+      all = seq_ge(self->shards_[s].invoked.load(std::memory_order_acquire), target[s]);
     }
     if (all) break;
     // call() kicked the engine when it staged; the timeout is only a guard.
@@ -224,9 +226,9 @@ void domain_state::barrier() {
 void domain_state::discard_callbacks_in_child() noexcept {
   // Inherited callbacks run in the parent; running the child's copies too
   // would run them twice. Tickets are settled so barrier() does not wait.
-  for (std::uint32_t s = 0; s <= cb_shard_mask; ++s) {
-    cb_shards[s].staged.store(nullptr, std::memory_order_relaxed);
-    cb_shards[s].invoked.store(cb_shards[s].enqueued.load(std::memory_order_relaxed),
+  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+    self->shards_[s].staged.store(nullptr, std::memory_order_relaxed);
+    self->shards_[s].invoked.store(self->shards_[s].enqueued.load(std::memory_order_relaxed),
                                std::memory_order_relaxed);
   }
   cb_wait[0] = cb_wait[1] = cb_ready = segment{};

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <new>
 
 #include "diagnostics.h"
 #include "domain_state.h"
@@ -26,7 +27,6 @@ domain_state::domain_state(domain* s, const domain_options& options)
 }
 
 domain_state::~domain_state() {
-  delete[] cb_shards;
   slot_chunk* c = chunks.load(std::memory_order_relaxed);
   while (c != nullptr) {
     slot_chunk* next = c->next;
@@ -79,14 +79,16 @@ domain::domain() : domain(domain_options{}) {}
 domain::domain(const domain_options& options) {
   heavy_barrier_init();
   install_fork_handlers();
+  // One allocation: the state, then the shards on their own cache lines.
   const std::uint32_t shards = shard_count_for_machine();
-  shards_ = new counter_block[shards];
-  for (std::uint32_t i = 0; i < shards; ++i) shards_[i].domain = this;
+  static_assert(alignof(shard_block) == 64);
+  const std::size_t state_bytes = (sizeof(domain_state) + 63) & ~std::size_t{63};
+  void* block = ::operator new(state_bytes + shards * sizeof(shard_block), std::align_val_t{64});
+  state_ = new (block) domain_state(this, options);
+  shards_ = reinterpret_cast<shard_block*>(static_cast<char*>(block) + state_bytes);
+  for (std::uint32_t i = 0; i < shards; ++i) new (&shards_[i]) shard_block{}, shards_[i].domain = this;
   shard_mask_ = shards - 1;
-  state_ = new domain_state(this, options);
   state_->shard_count = shards;
-  state_->cb_shards = new domain_state::callback_shard[shards];
-  state_->cb_shard_mask = shards - 1;
   id_ = registry_add(state_);
   engine().start();
   callback_thread().start();
@@ -113,8 +115,9 @@ domain::~domain() {
     }
   }
   registry_remove(id_);
-  delete state_;
-  delete[] shards_;
+  for (std::uint32_t i = 0; i <= shard_mask_; ++i) shards_[i].~shard_block();
+  state_->~domain_state();
+  ::operator delete(state_, std::align_val_t{64});
 }
 
 const char* domain::name() const noexcept { return state_->name; }
@@ -144,7 +147,7 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
       << flavour_name(tf) << "; use " << unlock_name(tf);
     die(m);
   }
-  auto* block = reinterpret_cast<const counter_block*>(token.raw_ & kBlockMask);
+  auto* block = reinterpret_cast<const counter_pair*>(token.raw_ & kBlockMask);
   if (block->domain != this) {
     message m;
     m << "srcu: domain '" << dname << "': " << unlock_name(f)
@@ -153,7 +156,8 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
     die(m);
   }
   const unsigned idx = token.raw_ & kIndexBit;
-  if (f == kThreadFlavour && block->owner != current_thread_record()) {
+  if (f == kThreadFlavour &&
+      static_cast<const counter_block*>(block)->owner != current_thread_record()) {
     die(dname, "read_unlock() on another thread than its read_lock() (use down_read()/up_read() "
                "to end a section on another thread)");
   }

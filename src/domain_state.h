@@ -9,7 +9,7 @@
 // Lock order (outermost first); no library lock is held while srcu calls out
 // (user callbacks, executors, wake-ups, stall reports):
 //   service mutex (engine, then callback thread) -> registry mutex
-//     -> domain gp_mutex -> domain cb_mutex -> domain slot_mutex
+//     -> domain mutex (one per domain, held only for short non-blocking steps)
 #pragma once
 
 #include <atomic>
@@ -59,22 +59,24 @@ struct domain_state {
   const char* const name;
   const std::chrono::milliseconds stall_timeout;
 
+  // Guards the slot free list and chunk allocation, one grace-period step at
+  // a time, and the callback segments. Never held while calling out.
+  std::mutex mutex;
+
   // --- Reader slots (reader_slots.cc) ---------------------------------------
-  std::mutex slot_mutex;                   // guards free_slots, chunk allocation
   std::atomic<slot_chunk*> chunks{nullptr};
-  counter_block* free_slots = nullptr;     // guarded by slot_mutex
-  std::uint32_t next_chunk_size = 4;       // guarded by slot_mutex
+  counter_block* free_slots = nullptr;     // guarded by mutex
+  std::uint32_t next_chunk_size = 4;       // guarded by mutex
   std::uint32_t shard_count = 0;
 
-  counter_block* take_slot(void* owner);      // takes slot_mutex
-  void put_slot_locked(counter_block* slot);  // slot_mutex held
+  counter_block* take_slot(void* owner);      // takes mutex
+  void put_slot_locked(counter_block* slot);  // mutex held
   void balance_shards() noexcept;             // fork child only
   std::uint64_t sum_locks(unsigned idx) const noexcept;
   std::uint64_t sum_unlocks(unsigned idx) const noexcept;
   bool thread_in_reader() const noexcept;  // calling thread inside read_lock()?
 
   // --- Grace periods (grace_period.cc) ---------------------------------------
-  std::mutex gp_mutex;                     // held only for one non-blocking step
   std::atomic<std::uint64_t> gp_seq{0};
   std::atomic<std::uint64_t> gp_seq_needed{0};
   std::atomic<std::uint64_t> gp_start_ns{0};     // when the current GP began
@@ -98,14 +100,9 @@ struct domain_state {
   void release_driver(bool hand_to_engine) noexcept;
 
   // --- Callbacks (callbacks.cc) ---------------------------------------------
-  // Staging: call() pushes onto its thread's shard (a Treiber stack, newest
-  // first) after taking a ticket; barrier() compares tickets with invocations
-  // shard by shard (each shard's callbacks run in order).
-  struct alignas(64) callback_shard {
-    std::atomic<callback_head*> staged{nullptr};
-    std::atomic<std::uint64_t> enqueued{0};  // tickets taken by call()
-    std::atomic<std::uint64_t> invoked{0};   // callbacks of this shard that have run
-  };
+  // Staging is in the domain's shards (shard_block: staged, enqueued,
+  // invoked): call() pushes onto its thread's shard after taking a ticket;
+  // barrier() compares tickets with invocations shard by shard.
   static constexpr std::uint32_t kMaxCallbackShards = 8;
   // A list of callbacks waiting for (or past) one grace-period cookie.
   struct segment {
@@ -117,12 +114,9 @@ struct domain_state {
     void append(segment& other) noexcept;           // moves other's callbacks here
   };
 
-  callback_shard* cb_shards = nullptr;
-  std::uint32_t cb_shard_mask = 0;
   executor* cb_executor = nullptr;
   std::atomic<bool> cb_staged{false};      // call() since the engine last drained
   std::atomic<bool> cb_waiting_gp{false};  // a segment waits for a grace period
-  std::mutex cb_mutex;                     // guards the segments below
   segment cb_wait[2];                      // at most two cookies are ever pending
   segment cb_ready;                        // past their grace period, not yet handed out
   bool cb_batch_out = false;               // one batch per domain outstanding

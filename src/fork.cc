@@ -30,12 +30,15 @@ void parent() noexcept {
 
 // Services first: they absorb their pending stacks, which
 // registry_child_after_fork relies on before it clears every kick flag,
-// discards inherited callbacks (they run in the parent) and re-kicks.
+// discards inherited callbacks (they run in the parent) and re-kicks. Only
+// then do the new library threads start.
 void child() noexcept {
   heavy_barrier_reinit_after_fork();
   engine().child_after_fork();
   callback_thread().child_after_fork();
   registry_child_after_fork();
+  engine().restart_after_fork();
+  callback_thread().restart_after_fork();
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ bool domain_state::readers_idle(unsigned idx) noexcept {
   return active == 0;
 }
 
-// gp_mutex held; runs as far as it can without waiting.
+// mutex held; runs as far as it can without waiting.
 step_result domain_state::advance_locked(bool* completed) noexcept {
   for (;;) {
     const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
@@ -149,7 +149,7 @@ step_result domain_state::drive_once() noexcept {
   bool completed = false;
   step_result r;
   {
-    std::lock_guard lk(gp_mutex);
+    std::lock_guard lk(mutex);
     r = advance_locked(&completed);
   }
   if (completed) wake_gp_waiters();
@@ -190,7 +190,7 @@ service_result engine_step(domain_state* d) {
   const step_result r = d->drive_once();
   bool ready;
   {
-    std::lock_guard lk(d->cb_mutex);
+    std::lock_guard lk(d->mutex);
     ready = d->advance_ready_locked();
   }
   if (ready) callback_thread().kick(d);
@@ -247,7 +247,7 @@ void domain_state::wait_for(std::uint64_t cookie, bool expedited) {
         bool completed = false;
         step_result r;
         {
-          std::lock_guard lk(gp_mutex);
+          std::lock_guard lk(mutex);
           r = advance_locked(&completed);
         }
         if (completed) {

@@ -55,7 +55,7 @@ bool slot_balanced(const counter_block* s) noexcept {
 }
 
 // End, on the updater's books, every section a vanished thread left open.
-void balance(counter_block* s) noexcept {
+void balance(counter_pair* s) noexcept {
   for (int i = 0; i < 2; ++i) {
     s->unlocks[i].store(s->locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
@@ -68,7 +68,7 @@ void unlink(registry& r, thread_record* rec) noexcept {
 }
 
 // Registry mutex held. Gives every slot of `rec` back and frees it.
-// `slot_locks_held`: the fork child already holds every slot_mutex.
+// `slot_locks_held`: the fork child already holds every mutex.
 void release_record_locked(registry& r, thread_record* rec, bool exiting,
                            bool slot_locks_held) {
   for (std::uint32_t id = 0; id < rec->capacity; ++id) {
@@ -83,7 +83,7 @@ void release_record_locked(registry& r, thread_record* rec, bool exiting,
     if (slot_locks_held) {
       d->put_slot_locked(slot);
     } else {
-      std::lock_guard lk(d->slot_mutex);
+      std::lock_guard lk(d->mutex);
       d->put_slot_locked(slot);
     }
   }
@@ -164,7 +164,7 @@ counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
 }
 
 counter_block* domain_state::take_slot(void* owner) {
-  std::lock_guard lk(slot_mutex);
+  std::lock_guard lk(mutex);
   if (free_slots == nullptr) {
     auto* chunk = new slot_chunk;
     chunk->count = next_chunk_size;
@@ -235,9 +235,7 @@ void registry_prepare_fork() noexcept {
   r.mutex.lock();
   for (domain_state* d : r.domains) {
     if (d == nullptr) continue;
-    d->gp_mutex.lock();
-    d->cb_mutex.lock();
-    d->slot_mutex.lock();
+    d->mutex.lock();
   }
 }
 
@@ -245,9 +243,7 @@ void registry_parent_after_fork() noexcept {
   registry& r = reg();
   for (domain_state* d : r.domains) {
     if (d == nullptr) continue;
-    d->slot_mutex.unlock();
-    d->cb_mutex.unlock();
-    d->gp_mutex.unlock();
+    d->mutex.unlock();
   }
   r.mutex.unlock();
 }
@@ -276,9 +272,7 @@ void registry_child_after_fork() noexcept {
     // kick() between setting a flag and pushing (the services absorbed their
     // pending stacks before this runs, see fork.cc).
     d->discard_callbacks_in_child();
-    d->slot_mutex.unlock();
-    d->cb_mutex.unlock();
-    d->gp_mutex.unlock();
+    d->mutex.unlock();
     // Grace periods start_poll() asked for must still end in the child.
     if (!seq_ge(d->gp_seq.load(std::memory_order_relaxed),
                 d->gp_seq_needed.load(std::memory_order_relaxed))) {

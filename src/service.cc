@@ -136,13 +136,21 @@ void service::parent_after_fork() noexcept { mutex_.unlock(); }
 
 void service::child_after_fork() noexcept {
   // The thread does not exist in the child: absorb what was kicked (so every
-  // kicked flag is clear or the node is listed), then start a new thread.
+  // kicked flag is clear or the node is listed). The new thread starts only
+  // in restart_after_fork(), after the registry has discarded inherited
+  // callbacks: started earlier, it drained the parent's staged callbacks and
+  // ran them in the child (found by srcu-torture --fork).
   queue_.reset_after_fork();
   absorb_locked();
-  const bool had_thread = started_;
+  restart_ = started_;
   started_ = false;
-  if (had_thread) start_thread_locked();
   mutex_.unlock();
+}
+
+void service::restart_after_fork() noexcept {
+  std::lock_guard lk(mutex_);
+  if (restart_ && !started_) start_thread_locked();
+  restart_ = false;
 }
 
 service_result engine_step(domain_state* d);        // grace_period.cc

@@ -52,7 +52,8 @@ class service {
 
   void prepare_fork() noexcept;
   void parent_after_fork() noexcept;
-  void child_after_fork() noexcept;
+  void child_after_fork() noexcept;    // absorbs kicks, releases the mutex
+  void restart_after_fork() noexcept;  // then, once the domains are settled
 
  private:
   static void* thread_main(void* self);
@@ -69,6 +70,7 @@ class service {
   std::condition_variable batch_done_;
   service_slot* list_ = nullptr;
   bool started_ = false;
+  bool restart_ = false;  // child: the parent had a thread
   bool batch_active_ = false;
   pthread_t thread_{};
   kick_queue queue_;

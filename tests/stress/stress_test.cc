@@ -142,3 +142,63 @@ TEST(Stress, StartPollCompletesAfterConcurrentSynchronizeCallersLeave) {
 }
 
 }  // namespace
+
+namespace {
+
+// Forward progress under a call() flood: two threads queue 10 million
+// callbacks in all (SRCU_STRESS_SECONDS scales it) while readers run.
+// Callbacks must be invoked while the flood goes on, each exactly once, and
+// the number in flight must stay far below the total.
+struct flood_node : srcu::callback_head {
+  std::atomic<long>* invoked;
+};
+
+TEST(Stress, CallFloodMakesForwardProgress) {
+  srcu::domain d({.name = "flood"});
+  const long total = static_cast<long>(10'000'000 * srcu_test::stress_seconds(3) / 3);
+  std::atomic<long> queued{0}, invoked{0}, max_in_flight{0}, invoked_during_flood{0};
+  std::atomic<bool> stop_readers{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!stop_readers.load(std::memory_order_relaxed)) {
+        srcu::read_guard g(d);
+        if (invoked.load(std::memory_order_relaxed) < 0) std::abort();
+      }
+    });
+  }
+  std::vector<std::thread> flooders;
+  for (int f = 0; f < 2; ++f) {
+    flooders.emplace_back([&] {
+      for (long i = 0; i < total / 2; ++i) {
+        auto* n = new flood_node;
+        n->invoked = &invoked;
+        d.call(n, [](srcu::callback_head* h) {
+          auto* self = static_cast<flood_node*>(h);
+          self->invoked->fetch_add(1, std::memory_order_relaxed);
+          delete self;
+        });
+        const long q = queued.fetch_add(1, std::memory_order_relaxed) + 1;
+        if ((i & 1023) == 0) {
+          const long in_flight = q - invoked.load(std::memory_order_relaxed);
+          long m = max_in_flight.load(std::memory_order_relaxed);
+          while (in_flight > m && !max_in_flight.compare_exchange_weak(m, in_flight)) {
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : flooders) t.join();
+  invoked_during_flood = invoked.load();
+  d.barrier();
+  stop_readers = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(invoked.load(), total);
+  EXPECT_GT(invoked_during_flood.load(), 0) << "no callback ran while the flood went on";
+  EXPECT_LT(max_in_flight.load(), total / 2) << "callbacks piled up instead of running";
+  std::printf("flood: %ld callbacks, %ld invoked during the flood, at most %ld in flight "
+              "(x %zu bytes each, caller-owned)\n",
+              total, invoked_during_flood.load(), max_in_flight.load(), sizeof(flood_node));
+}
+
+}  // namespace

@@ -19,21 +19,41 @@
 
 namespace srcu::detail {
 
-// One reader counter block: a per-thread slot or a shared shard. The lock and
-// unlock counts of both indexes; 64-bit, so they never wrap in practice, and
-// never zeroed (sums over all blocks stay right when a slot changes hands).
-struct alignas(64) counter_block {
+// The counters every reader block starts with: the lock and unlock counts of
+// both indexes, 64-bit (they never wrap in practice) and never zeroed (sums
+// over all blocks stay right when a slot changes hands). A read_token points
+// here, whichever kind of block it is.
+struct counter_pair {
   std::atomic<std::uint64_t> locks[2] = {};
   std::atomic<std::uint64_t> unlocks[2] = {};
-  // Cold fields, owned by the library (src/reader_slots.cc).
-  const void* domain = nullptr;          // owning domain, for token checks
-  counter_block* next_free = nullptr;    // slot free list
-  void* owner = nullptr;                 // thread_record holding this slot
+  const void* domain = nullptr;  // owning domain, for token checks
+};
+
+// A per-thread reader slot (read_lock, lock, read_guard). Cold fields are
+// owned by the library (src/reader_slots.cc) and the owning thread.
+struct alignas(64) counter_block : counter_pair {
+  counter_block* next_free = nullptr;  // slot free list
+  void* owner = nullptr;               // thread_record holding this slot
   // domain::lock()/unlock() nesting on this slot; owning thread only.
   std::uint32_t lock_depth = 0;
   std::uint32_t lock_index = 0;
 };
 static_assert(sizeof(counter_block) == 64);
+
+}  // namespace srcu::detail
+namespace srcu {
+struct callback_head;
+}
+namespace srcu::detail {
+
+// A per-CPU shard of a domain: the signal-safe and down/up reader counters,
+// and call()'s staging stack (src/callbacks.cc), one cache line together.
+struct alignas(64) shard_block : counter_pair {
+  std::atomic<callback_head*> staged{nullptr};  // Treiber stack, newest first
+  std::atomic<std::uint64_t> enqueued{0};       // call() tickets
+  std::atomic<std::uint64_t> invoked{0};        // callbacks of this shard that have run
+};
+static_assert(sizeof(shard_block) == 64);
 
 enum flavour : std::uintptr_t {
   kThreadFlavour = 0,      // read_lock / lock / read_guard
