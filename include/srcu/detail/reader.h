@@ -17,6 +17,13 @@
 
 #include "srcu/detail/config.h"
 
+#if defined(__linux__) && __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>  // glibc >= 2.35: __rseq_offset, __rseq_size
+#define SRCU_HAVE_RSEQ 1
+#else
+#define SRCU_HAVE_RSEQ 0
+#endif
+
 namespace srcu::detail {
 
 // The counters every reader block starts with: the lock and unlock counts of
@@ -115,11 +122,21 @@ SRCU_ALWAYS_INLINE void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
   c.fetch_add(1, kCounterOrder);
 }
 
-// Shard choice without touching thread-local state (signal-safe readers must
-// not): the stack address, at 1 MiB granularity, differs between threads and
-// stays put within one. Correctness does not depend on it: the token names
-// the shard that was used.
+// Shard choice for signal-safe and down/up readers: the CPU the thread runs
+// on, read from glibc's rseq area (one load from the thread pointer; no
+// call, no allocation, async-signal-safe), so threads on different CPUs do
+// not share a counter line. Without rseq, the stack address at 1 MiB
+// granularity, which differs between threads. Correctness never depends on
+// it: the token names the shard that was used.
 SRCU_ALWAYS_INLINE std::size_t shard_hint(const void* stack_address) noexcept {
+#if SRCU_HAVE_RSEQ
+  if (SRCU_LIKELY(__rseq_size != 0)) {
+    const auto* rs = reinterpret_cast<const volatile struct rseq*>(
+        static_cast<const char*>(__builtin_thread_pointer()) + __rseq_offset);
+    const auto cpu = static_cast<std::int32_t>(rs->cpu_id);
+    if (SRCU_LIKELY(cpu >= 0)) return static_cast<std::size_t>(cpu);
+  }
+#endif
   const auto a = reinterpret_cast<std::uintptr_t>(stack_address) >> 20;
   return static_cast<std::size_t>((a * 0x9E3779B97F4A7C15ull) >> 58);
 }
