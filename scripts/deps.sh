@@ -3,7 +3,7 @@
 # missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 packages=(cmake ninja-build g++ clang libgtest-dev libbenchmark-dev pkg-config
-          liburcu-dev libck-dev)
+          liburcu-dev libck-dev spin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

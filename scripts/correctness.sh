@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The correctness checks beyond the test suite (issue: torture, model,
+# fuzzer), each with the verdict it must reach:
+#   1. srcu-torture, default configuration, release build: SUCCESS
+#   2. srcu-torture under ThreadSanitizer: SUCCESS and no TSan report
+#   3. srcu-torture --busted (its own broken grace period): FAILURE
+#   4. the spin model: no error; its busted variants: a counterexample
+#   5. the libFuzzer target, if fuzz/run.sh exists: no failure
+#   scripts/correctness.sh [torture-seconds=30] [fuzz-seconds=60]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+seconds=${1:-30}
+fuzz_seconds=${2:-60}
+
+expect_verdict() {  # expect_verdict WANT LOG EXIT
+  local want=$1 log=$2 status=$3 last
+  last=$(tail -n 1 "$log")
+  if [ "$last" != "End of test: $want" ]; then
+    echo "correctness: expected 'End of test: $want', got '$last' (exit $status)"; exit 1
+  fi
+}
+
+for preset in release tsan; do
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$(nproc)" --target srcu-torture
+done
+
+echo "=== srcu-torture, release, ${seconds} s"
+status=0; ./build/release/torture/srcu-torture --duration "$seconds" | tee /tmp/srcu-torture.log || status=$?
+expect_verdict SUCCESS /tmp/srcu-torture.log $status
+[ $status -eq 0 ] || { echo "correctness: SUCCESS but exit $status"; exit 1; }
+
+echo "=== srcu-torture, ThreadSanitizer, ${seconds} s"
+status=0
+TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" \
+  ./build/tsan/torture/srcu-torture --duration "$seconds" > /tmp/srcu-torture-tsan.log 2>&1 || status=$?
+tail -n 12 /tmp/srcu-torture-tsan.log
+if grep -q "WARNING: ThreadSanitizer" /tmp/srcu-torture-tsan.log; then
+  echo "correctness: ThreadSanitizer reported a race"; exit 1
+fi
+expect_verdict SUCCESS /tmp/srcu-torture-tsan.log $status
+
+echo "=== srcu-torture --busted (must fail)"
+status=0; ./build/release/torture/srcu-torture --busted --duration 10 > /tmp/srcu-busted.log 2>&1 || status=$?
+tail -n 3 /tmp/srcu-busted.log
+expect_verdict FAILURE /tmp/srcu-busted.log $status
+[ $status -eq 1 ] || { echo "correctness: busted run exited $status, not 1"; exit 1; }
+
+echo "=== spin model"
+model/check.sh
+
+if [ -x fuzz/run.sh ]; then
+  echo "=== fuzzer, ${fuzz_seconds} s"
+  fuzz/run.sh "$fuzz_seconds"
+fi
+echo "=== correctness checks: all verdicts as expected"
