@@ -122,15 +122,11 @@ void service::forget(domain_state* d) noexcept {
   unlink_locked(&s);
 }
 
-void service::prepare_fork() noexcept {
-  mutex_.lock();
-  while (batch_active_) {
-    // Let the thread finish its steps (it needs the mutex to say so).
-    mutex_.unlock();
-    sched_yield();
-    mutex_.lock();
-  }
-}
+// Takes the mutex only. Waiting for the thread's current steps would make
+// fork() wait for a user callback (for ever, if that callback forks). Steps
+// in flight hold no service lock; in the child their domains' busy marks
+// are cleared (discard_callbacks_in_child) and the thread is replaced.
+void service::prepare_fork() noexcept { mutex_.lock(); }
 
 void service::parent_after_fork() noexcept { mutex_.unlock(); }
 
@@ -141,6 +137,7 @@ void service::child_after_fork() noexcept {
   // callbacks: started earlier, it drained the parent's staged callbacks and
   // ran them in the child (found by srcu-torture --fork).
   queue_.reset_after_fork();
+  batch_active_ = false;
   absorb_locked();
   restart_ = started_;
   started_ = false;

@@ -322,3 +322,29 @@ TEST(CallbackFork, ForkWhileAnotherThreadFloodsCall) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CallbackFork, CallbackThatForksDoesNotDeadlock) {
+  // fork() from inside a callback: the prepare handler must not wait for the
+  // callback thread to finish the batch it is running (its own).
+  if (SRCU_TSAN) GTEST_SKIP() << "TSan cannot follow threads created after a multi-threaded fork";
+  srcu::domain d({.name = "fork-in-callback"});
+  std::atomic<int> child_status{-1};
+  d.call([&] {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      alarm(30);
+      srcu::domain& dom = d;
+      dom.synchronize();
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    child_status = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+  });
+  d.barrier();
+  EXPECT_EQ(child_status.load(), 0);
+}
+
+}  // namespace
