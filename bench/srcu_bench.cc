@@ -11,6 +11,12 @@
 //  3. Concurrent updaters: k threads each calling synchronize 1000 times;
 //     the time is the wall time of one run (manual time), x_vs_1_caller the
 //     ratio to the 1-caller row of the same library run just before.
+//  4. Callbacks: call() enqueue cost from 1 and 2 threads (counter
+//     ns_per_call, per thread), end-to-end throughput of 1,000,000 callbacks
+//     from the first enqueue until barrier() returns (callbacks_per_s,
+//     peak_rss_MiB), and the latency from call() to the callback's
+//     invocation on an idle system (p50_us, p99_us). Baseline: urcu-memb
+//     call_rcu()/rcu_barrier() from registered threads.
 //
 // Baselines are compiled in when CMake finds them (SRCU_BENCH_HAVE_URCU,
 // SRCU_BENCH_HAVE_CK); without them their rows are simply absent.
@@ -44,6 +50,8 @@ extern "C" {
 #undef ck_pr_fas_ptr
 #endif
 
+#include <malloc.h>  // malloc_trim (glibc)
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -52,6 +60,9 @@ extern "C" {
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <latch>
 #include <optional>
 #include <shared_mutex>
@@ -436,6 +447,227 @@ BENCHMARK(BM_UrcuMembConcurrentSynchronize)
     ->ArgName("callers")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
 #endif
 
+// =============================================================================
+// 4. Callbacks: enqueue cost, end-to-end throughput, invocation latency
+// =============================================================================
+
+srcu::domain& callback_domain() {
+  static srcu::domain& d = *new srcu::domain({.name = "bench-callbacks"});
+  return d;
+}
+
+// What the callbacks of rows 4a and 4b do: one relaxed increment of a
+// shared counter (the callback threads of both libraries run them).
+std::atomic<std::uint64_t> g_callbacks_run{0};
+
+void srcu_count_callback(srcu::callback_head* /*head*/) {
+  g_callbacks_run.fetch_add(1, std::memory_order_relaxed);
+}
+
+#if SRCU_BENCH_HAVE_URCU
+void urcu_count_callback(rcu_head* /*head*/) {
+  g_callbacks_run.fetch_add(1, std::memory_order_relaxed);
+}
+#endif
+
+// --- 4a. Enqueue cost ------------------------------------------------------
+
+// Heads are pre-allocated per thread and reused. When the pool runs out the
+// timer pauses for a barrier: every callback queued so far has then run, so
+// no head is queued again before its callback ran. The pool holds up to 2^20
+// heads (16 MiB), so a run pauses rarely, and both libraries touch the same
+// amount of memory per call.
+constexpr benchmark::IterationCount kMaxPoolHeads = benchmark::IterationCount{1} << 20;
+
+// Adds ns_per_call: this thread's own nanoseconds per call over the timed
+// stretches (steady_clock), averaged over threads.
+template <class Head, class Enqueue, class Barrier>
+void run_enqueue(benchmark::State& state, Enqueue enqueue, Barrier barrier) {
+  const auto pool_size =
+      static_cast<std::size_t>(std::clamp<benchmark::IterationCount>(state.max_iterations, 1,
+                                                                      kMaxPoolHeads));
+  std::vector<Head> heads(pool_size);  // value-initialized: touched before timing
+  std::size_t next = 0;
+  double timed_seconds = 0;
+  auto stretch_start = clock_type::now();
+  for (auto _ : state) {
+    if (next == pool_size) {
+      timed_seconds += seconds_between(stretch_start, clock_type::now());
+      state.PauseTiming();
+      barrier();
+      next = 0;
+      state.ResumeTiming();
+      stretch_start = clock_type::now();
+    }
+    enqueue(&heads[next++]);
+  }
+  timed_seconds += seconds_between(stretch_start, clock_type::now());
+  barrier();  // untimed: every head has run before the pool is freed
+  const double ns = timed_seconds * 1e9 / static_cast<double>(state.iterations());
+  state.counters["ns_per_call"] = benchmark::Counter(ns, benchmark::Counter::kAvgThreads);
+}
+
+void BM_SrcuCall(benchmark::State& state) {
+  srcu::domain& dom = callback_domain();
+  run_enqueue<srcu::callback_head>(
+      state, [&dom](srcu::callback_head* h) { dom.call(h, &srcu_count_callback); },
+      [&dom] { dom.barrier(); });
+}
+BENCHMARK(BM_SrcuCall)->Threads(1)->Threads(2)->UseRealTime();
+
+#if SRCU_BENCH_HAVE_URCU
+// call_rcu() takes urcu's read lock internally: the caller is registered.
+void BM_UrcuMembCallRcu(benchmark::State& state) {
+  urcu_registration reg;
+  run_enqueue<rcu_head>(
+      state, [](rcu_head* h) { urcu_memb_call_rcu(h, &urcu_count_callback); },
+      [] { urcu_memb_barrier(); });
+}
+BENCHMARK(BM_UrcuMembCallRcu)->Threads(1)->Threads(2)->UseRealTime();
+#endif
+
+// --- 4b. End to end: 1,000,000 callbacks, first enqueue to barrier() return ---
+
+constexpr std::size_t kEndToEndCallbacks = 1'000'000;
+
+// A "Field:   1234 kB" line of /proc/self/status, in MiB; -1 if absent.
+double proc_status_mib(const char* field) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  const std::size_t len = std::strlen(field);
+  double kib = -1;
+  char line[256];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, field, len) == 0 && line[len] == ':') {
+      kib = std::strtod(line + len + 1, nullptr);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kib < 0 ? -1 : kib / 1024.0;
+}
+
+// Sets the process's VmHWM back to its current RSS (writing "5" to
+// /proc/self/clear_refs, Linux 4.0+), so that a row's peak is its own and
+// not the largest of every row run before it. False if the kernel refused.
+bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (f == nullptr) return false;
+  const bool written = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && written;  // fclose flushes: the write happens here
+}
+
+// Counters: callbacks_per_s over all iterations; peak_rss_MiB (VmHWM) and
+// rss_start_MiB (VmRSS before the 16 MiB of heads were allocated) of the
+// whole process; hwm_reset 1 if VmHWM was reset at the start of the row
+// (else peak_rss_MiB is the peak since the process started).
+template <class Head, class Enqueue, class Barrier>
+void run_end_to_end(benchmark::State& state, Enqueue enqueue, Barrier barrier) {
+  barrier();  // nothing of an earlier row still queued
+  malloc_trim(0);  // hand back what earlier rows freed, so rss_start is this row's start
+  const bool hwm_reset = reset_peak_rss();
+  const double rss_start = proc_status_mib("VmRSS");
+  std::vector<Head> heads(kEndToEndCallbacks);
+  double total_seconds = 0;
+  for (auto _ : state) {
+    const std::uint64_t before = g_callbacks_run.load(std::memory_order_relaxed);
+    const auto t0 = clock_type::now();
+    for (Head& h : heads) enqueue(&h);
+    barrier();
+    const double s = seconds_between(t0, clock_type::now());
+    state.SetIterationTime(s);
+    total_seconds += s;
+    if (g_callbacks_run.load(std::memory_order_relaxed) - before != kEndToEndCallbacks) {
+      state.SkipWithError("barrier() returned before every callback had run");
+      break;
+    }
+  }
+  state.counters["callbacks_per_s"] =
+      static_cast<double>(kEndToEndCallbacks) * static_cast<double>(state.iterations()) /
+      total_seconds;
+  state.counters["peak_rss_MiB"] = proc_status_mib("VmHWM");
+  state.counters["rss_start_MiB"] = rss_start;
+  state.counters["hwm_reset"] = hwm_reset ? 1 : 0;
+}
+
+void BM_SrcuCallbacksEndToEnd(benchmark::State& state) {
+  srcu::domain& dom = callback_domain();
+  run_end_to_end<srcu::callback_head>(
+      state, [&dom](srcu::callback_head* h) { dom.call(h, &srcu_count_callback); },
+      [&dom] { dom.barrier(); });
+}
+BENCHMARK(BM_SrcuCallbacksEndToEnd)
+    ->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+#if SRCU_BENCH_HAVE_URCU
+void BM_UrcuMembCallbacksEndToEnd(benchmark::State& state) {
+  urcu_registration reg;
+  run_end_to_end<rcu_head>(
+      state, [](rcu_head* h) { urcu_memb_call_rcu(h, &urcu_count_callback); },
+      [] { urcu_memb_barrier(); });
+}
+BENCHMARK(BM_UrcuMembCallbacksEndToEnd)
+    ->Iterations(10)->UseManualTime()->Unit(benchmark::kMillisecond);
+#endif
+
+// --- 4c. Latency from call() to the callback's invocation -------------------
+
+// steady_clock when the last latency callback ran, in clock ticks.
+std::atomic<clock_type::rep> g_invoked_at{0};
+
+void stamp_invocation() {
+  g_invoked_at.store(clock_type::now().time_since_epoch().count(), std::memory_order_release);
+}
+void srcu_stamp_callback(srcu::callback_head* /*head*/) { stamp_invocation(); }
+#if SRCU_BENCH_HAVE_URCU
+void urcu_stamp_callback(rcu_head* /*head*/) { stamp_invocation(); }
+#endif
+
+// One callback at a time on an otherwise idle system: each iteration
+// queues it, waits with barrier(), and records call -> invocation (the
+// iteration's manual time, so Time is the mean). p50_us and p99_us are
+// nearest-rank percentiles of the iterations of one repetition.
+template <class Head, class Enqueue, class Barrier>
+void run_invocation_latency(benchmark::State& state, Enqueue enqueue, Barrier barrier) {
+  barrier();
+  Head head{};
+  std::vector<double> samples_us;
+  samples_us.reserve(static_cast<std::size_t>(state.max_iterations));
+  for (auto _ : state) {
+    const auto t0 = clock_type::now();
+    enqueue(&head);
+    barrier();  // the callback has run: head may be queued again
+    const clock_type::time_point invoked{
+        clock_type::duration(g_invoked_at.load(std::memory_order_acquire))};
+    const double s = seconds_between(t0, invoked);
+    state.SetIterationTime(s);
+    samples_us.push_back(s * 1e6);
+  }
+  std::sort(samples_us.begin(), samples_us.end());
+  state.counters["p50_us"] = percentile(samples_us, 0.50);
+  state.counters["p99_us"] = percentile(samples_us, 0.99);
+}
+
+void BM_SrcuCallbackLatency(benchmark::State& state) {
+  srcu::domain& dom = callback_domain();
+  run_invocation_latency<srcu::callback_head>(
+      state, [&dom](srcu::callback_head* h) { dom.call(h, &srcu_stamp_callback); },
+      [&dom] { dom.barrier(); });
+}
+BENCHMARK(BM_SrcuCallbackLatency)
+    ->Iterations(200)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+#if SRCU_BENCH_HAVE_URCU
+void BM_UrcuMembCallbackLatency(benchmark::State& state) {
+  urcu_registration reg;
+  run_invocation_latency<rcu_head>(
+      state, [](rcu_head* h) { urcu_memb_call_rcu(h, &urcu_stamp_callback); },
+      [] { urcu_memb_barrier(); });
+}
+BENCHMARK(BM_UrcuMembCallbackLatency)
+    ->Iterations(200)->UseManualTime()->Unit(benchmark::kMicrosecond);
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -446,6 +678,16 @@ int main(int argc, char** argv) {
   reader_domain();
   sync_domain();
   updaters_domain();
+  callback_domain();
+#if SRCU_BENCH_HAVE_URCU
+  {
+    // Start urcu's call_rcu thread now too (its first call_rcu() creates it).
+    urcu_registration reg;
+    rcu_head head{};
+    urcu_memb_call_rcu(&head, &urcu_count_callback);
+    urcu_memb_barrier();
+  }
+#endif
   benchmark::AddCustomContext("srcu_readers_fence",
                               srcu::detail::g_readers_fence.load() ? "real fence" : "membarrier");
 #if SRCU_BENCH_HAVE_URCU
