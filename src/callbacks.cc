@@ -239,6 +239,7 @@ void domain_state::discard_callbacks_in_child() noexcept {
   cb_barrier_waiters.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
   engine_slot.busy = callback_slot.busy = false;
+  engine_slot.rekicked = callback_slot.rekicked = false;
   engine_slot.node.queued.store(false, std::memory_order_relaxed);
   callback_slot.node.queued.store(false, std::memory_order_relaxed);
 }

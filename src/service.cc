@@ -55,6 +55,11 @@ void service::absorb_locked() {
   queue_.take_all([this](domain_state* d) {
     service_slot& s = d->*slot_;
     if (s.dying) return;
+    // A kick for a domain being stepped right now must survive the step's
+    // end: without this, a forget() of another domain absorbing the kick
+    // mid-step lost it, and the step's kDone then unlinked the domain with
+    // callbacks ready (found by the API fuzzer).
+    if (s.busy) s.rekicked = true;
     if (!s.listed) link_locked(&s);
     s.next_check_ns = 0;  // due now
     s.backoff_ns = 0;
@@ -91,7 +96,12 @@ void service::run() {
         for (std::size_t i = 0; i < batch.size(); ++i) {
           service_slot& s = batch[i]->*slot_;
           s.busy = false;
-          if (results[i] == service_result::kRetry && !s.dying) {
+          if (s.rekicked && !s.dying) {
+            s.rekicked = false;
+            s.next_check_ns = 0;  // kicked while stepping: due again now
+            s.backoff_ns = 0;
+            next_due = 0;
+          } else if (results[i] == service_result::kRetry && !s.dying) {
             s.backoff_ns = s.backoff_ns == 0 ? 50'000
                                              : std::min<std::uint64_t>(s.backoff_ns * 2, 5'000'000);
             s.next_check_ns = now + s.backoff_ns;

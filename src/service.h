@@ -34,6 +34,7 @@ struct service_slot {
   service_slot* next = nullptr;
   bool listed = false;
   bool busy = false;   // being stepped right now
+  bool rekicked = false;  // kicked again while busy: step again, do not unlink
   bool dying = false;  // ~domain: never step again
   std::uint64_t next_check_ns = 0;
   std::uint64_t backoff_ns = 0;

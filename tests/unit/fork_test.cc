@@ -94,13 +94,7 @@ TEST(Fork, ChildWhileAnotherThreadWaitsInSynchronize) {
   SKIP_UNDER_TSAN();
   srcu::domain d({.name = "fork-sync"});
   let_engine_start(d);
-  flag inside, release;
-  std::thread reader([&] {
-    srcu::read_guard g(d);
-    inside.set();
-    ASSERT_TRUE(release.wait());
-  });
-  ASSERT_TRUE(inside.wait());
+  srcu_test::held_reader reader(d);
   std::thread updater([&] { d.synchronize(); });  // drives, blocked on the reader
   std::this_thread::sleep_for(20ms);
   const srcu::poll_cookie pending = d.start_poll();
@@ -109,8 +103,7 @@ TEST(Fork, ChildWhileAnotherThreadWaitsInSynchronize) {
     return d.poll(pending) ? 0 : 2;
   });
   EXPECT_EQ(status, 0);
-  release.set();
-  reader.join();
+  reader.release();
   updater.join();
 }
 

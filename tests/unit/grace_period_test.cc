@@ -26,13 +26,7 @@ TEST(GracePeriod, IdleSynchronizeCompletesOneGracePeriod) {
 TEST(GracePeriod, BlockedReaderInOneDomainDoesNotDelayAnother) {
   srcu::domain a({.name = "blocked"});
   srcu::domain b({.name = "free"});
-  flag entered, release;
-  std::thread reader([&] {
-    srcu::read_guard g(a);
-    entered.set();
-    ASSERT_TRUE(release.wait());
-  });
-  ASSERT_TRUE(entered.wait());
+  srcu_test::held_reader reader(a);
 
   std::atomic<bool> a_done{false};
   std::thread a_updater([&] {
@@ -50,8 +44,7 @@ TEST(GracePeriod, BlockedReaderInOneDomainDoesNotDelayAnother) {
   EXPECT_FALSE(a_done.load()) << "A's synchronize() returned while its reader is blocked";
   EXPECT_GE(b.grace_periods_completed(), 100u);
 
-  release.set();
-  reader.join();
+  reader.release();
   a_updater.join();
   EXPECT_TRUE(a_done.load());
 }
@@ -72,13 +65,7 @@ TEST(GracePeriod, ConcurrentCallersShareGracePeriods) {
   // after the reader leaves, at most two grace periods serve all of them
   // (the open one, and the one that starts after their snapshots).
   srcu::domain d;
-  flag entered, release;
-  std::thread reader([&] {
-    srcu::read_guard g(d);
-    entered.set();
-    ASSERT_TRUE(release.wait());
-  });
-  ASSERT_TRUE(entered.wait());
+  srcu_test::held_reader reader(d);
   std::atomic<int> returned{0};
   std::vector<std::thread> callers;
   for (int i = 0; i < 8; ++i) {
@@ -91,8 +78,7 @@ TEST(GracePeriod, ConcurrentCallersShareGracePeriods) {
   std::this_thread::sleep_for(300ms);  // let every caller take its snapshot
   EXPECT_EQ(returned.load(), 0);
   const std::uint64_t before = d.grace_periods_completed();
-  release.set();
-  reader.join();
+  reader.release();
   for (auto& t : callers) t.join();
   EXPECT_EQ(returned.load(), 8);
   EXPECT_LE(d.grace_periods_completed() - before, 2u);

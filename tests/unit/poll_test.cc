@@ -49,18 +49,11 @@ TEST(Poll, StartPollCompletesWithNobodyWaiting) {
 
 TEST(Poll, StartPollWaitsForPreexistingReader) {
   srcu::domain d;
-  flag entered, release;
-  std::thread reader([&] {
-    srcu::read_guard g(d);
-    entered.set();
-    ASSERT_TRUE(release.wait());
-  });
-  ASSERT_TRUE(entered.wait());
+  srcu_test::held_reader reader(d);
   const srcu::poll_cookie c = d.start_poll();
   std::this_thread::sleep_for(50ms);
   EXPECT_FALSE(d.poll(c));
-  release.set();
-  reader.join();
+  reader.release();
   EXPECT_TRUE(wait_poll(d, c));
 }
 

@@ -1,6 +1,8 @@
 // Helpers shared by the srcu tests.
 #pragma once
 
+#include <srcu/srcu.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -28,6 +30,28 @@ class flag {
 
  private:
   std::atomic<bool> value_{false};
+};
+
+// A thread that holds a read_guard on `d` from construction (returns once it
+// is inside) until release() (or destruction).
+class held_reader {
+ public:
+  explicit held_reader(srcu::domain& d) : thread_([this, &d] {
+    srcu::read_guard g(d);
+    inside_.set();
+    (void)release_.wait();
+  }) {
+    (void)inside_.wait();
+  }
+  ~held_reader() { release(); }
+  void release() {
+    release_.set();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  flag inside_, release_;
+  std::thread thread_;
 };
 
 // Scales stress durations: SRCU_STRESS_SECONDS (default `fallback`).
