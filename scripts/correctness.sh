@@ -2,7 +2,8 @@
 # The correctness checks beyond the test suite (issue: torture, model,
 # fuzzer), each with the verdict it must reach:
 #   1. srcu-torture, default configuration, release build: SUCCESS
-#   2. srcu-torture under ThreadSanitizer: SUCCESS and no TSan report
+#   2. srcu-torture under ThreadSanitizer, with random delays at labelled
+#      points inside the library: SUCCESS and no TSan report
 #   3. srcu-torture --busted (its own broken grace period): FAILURE
 #   4. the spin model: no error; its busted variants: a counterexample
 #   5. the libFuzzer target, if fuzz/run.sh exists: no failure
@@ -31,10 +32,11 @@ status=0; ./build/release/torture/srcu-torture --duration "$seconds" | tee /tmp/
 expect_verdict SUCCESS /tmp/srcu-torture.log $status
 [ $status -eq 0 ] || { echo "correctness: SUCCESS but exit $status"; exit 1; }
 
-echo "=== srcu-torture, ThreadSanitizer, ${seconds} s"
+echo "=== srcu-torture, ThreadSanitizer, library fault injection, ${seconds} s"
 status=0
 TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" \
-  ./build/tsan/torture/srcu-torture --duration "$seconds" > /tmp/srcu-torture-tsan.log 2>&1 || status=$?
+  ./build/tsan/torture/srcu-torture --duration "$seconds" --lib-fault-prob 0.01 \
+  > /tmp/srcu-torture-tsan.log 2>&1 || status=$?
 tail -n 12 /tmp/srcu-torture-tsan.log
 if grep -q "WARNING: ThreadSanitizer" /tmp/srcu-torture-tsan.log; then
   echo "correctness: ThreadSanitizer reported a race"; exit 1

@@ -27,6 +27,7 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "fault_injection.h"
 #include "futex.h"
 #include "service.h"
 
@@ -76,11 +77,13 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
   // Ticket before the push: a barrier() that sees the ticket waits for the
   // callback, and the push cannot fail to follow.
   shard.enqueued.fetch_add(1, std::memory_order_relaxed);
+  SRCU_INJECT("call: ticket taken, before the push");
   callback_head* top = shard.staged.load(std::memory_order_relaxed);
   do {
     head->next = top;
   } while (!shard.staged.compare_exchange_weak(top, head, std::memory_order_seq_cst,
                                                std::memory_order_relaxed));
+  SRCU_INJECT("call: pushed, before the staged flag");
   // K: pairs with the engine's exchange of cb_staged before it drains (all
   // seq_cst): either the engine drains after this push, or this call sees
   // the flag clear and kicks it.
@@ -110,6 +113,7 @@ void domain_state::drain_staged() {
   // A grace period that starts after these were queued. Kept apart: append()
   // empties `fresh` (requesting fresh.cookie afterwards asked for cookie 0
   // and left merged callbacks waiting for ever; found by srcu-torture).
+  SRCU_INJECT("drain: staging taken, before the cookie");
   const std::uint64_t cookie = snapshot();
   fresh.cookie = cookie;
   {
@@ -169,6 +173,7 @@ service_result dispatch_callbacks(domain_state* d) {
 
 void domain_state::complete_batch() noexcept {
   cb_completing.fetch_add(1, std::memory_order_seq_cst);
+  SRCU_INJECT("complete_batch: callbacks ran, before counting them");
   bool more;
   {
     std::lock_guard lk(mutex);

@@ -7,6 +7,7 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "fault_injection.h"
 
 namespace srcu::detail {
 
@@ -88,7 +89,10 @@ void service::run() {
       batch_active_ = !batch.empty();
     }
     results.clear();
-    for (domain_state* d : batch) results.push_back(step_(d));  // no lock held
+    for (domain_state* d : batch) {
+      SRCU_INJECT("service: before a step");
+      results.push_back(step_(d));  // no lock held
+    }
     if (!batch.empty()) {
       now = monotonic_ns();
       {

@@ -157,6 +157,7 @@ struct options {
   int reader_delay_us = 20;
   int max_nest = 3;
   double yield_prob = 0.001;
+  double lib_fault_prob = 0.0;  // library's own labelled points (SRCU_FAULT_INJECTION builds)
   bool signal_storm = false;
   bool thread_churn = false;
   bool fork = false;
@@ -1779,6 +1780,11 @@ Fault injection
   --yield-prob P       at each labelled point in readers, helpers and writers
                        (reader.in-section, writer.before-gp, ...), yield the CPU
                        or sleep up to 100 us with probability P (default 0.001)
+  --lib-fault-prob P   inside the library, at its labelled points (between the
+                       unlock and lock sums, around the flip, between call()'s
+                       ticket and push, ...), yield or sleep up to 50 us with
+                       probability P; needs a build with SRCU_FAULT_INJECTION=ON
+                       (the tsan and asan presets), else it is refused
   --signal-storm       a thread sends SIGUSR1 to random reader threads; the
                        handler takes a signal-safe reader section on a domain,
                        checks the element, and call()s with a head taken from a
@@ -1951,6 +1957,15 @@ options parse_options(int argc, char** argv) {
       o.max_nest = parse_int(a, need(), 0, 16);
     } else if (arg == "--yield-prob") {
       o.yield_prob = parse_double(a, need(), 0, 1);
+    } else if (arg == "--lib-fault-prob") {
+      o.lib_fault_prob = parse_double(a, need(), 0, 1);
+#if !SRCU_FAULT_INJECTION
+      if (o.lib_fault_prob > 0) {
+        std::fprintf(stderr, "srcu-torture: --lib-fault-prob needs a library built with "
+                             "SRCU_FAULT_INJECTION=ON (cmake --preset tsan or asan)\n");
+        std::exit(2);
+      }
+#endif
     } else if (arg == "--signal-storm") {
       o.signal_storm = true;
     } else if (arg == "--thread-churn") {
@@ -1992,16 +2007,20 @@ std::string list_names(unsigned mask, const char* const* names, int count) {
 int main(int argc, char** argv) {
   const options opt = parse_options(argc, argv);
   const bool sleepy = opt.sleepy_domain && opt.domains >= 2;
+  if (opt.lib_fault_prob > 0) {
+    // Read by the library once, when its first fault point runs (after this).
+    setenv("SRCU_FAULT_PROB", std::to_string(opt.lib_fault_prob).c_str(), 1);
+  }
 
   say("--- Start of test: duration=%g readers=%d writers=%d (per domain) domains=%d flavours=%s primitives=%s "
-      "seed=%llu stat-interval=%g sleepy-domain=%s max-nest=%d reader-delay-us=%d yield-prob=%g "
+      "seed=%llu stat-interval=%g sleepy-domain=%s max-nest=%d reader-delay-us=%d yield-prob=%g lib-fault-prob=%g "
       "signal-storm=%d thread-churn=%d fork=%d fwd-progress=%d%s stall-seconds=%g busted=%d",
       opt.duration_s, opt.readers, opt.writers, opt.domains,
       list_names(opt.flavours, kFlavourNames, kFlavourCount).c_str(),
       list_names(opt.primitives, kPrimitiveNames, kPrimitiveCount).c_str(), ull(opt.seed), opt.stat_interval_s,
       sleepy ? (std::to_string(opt.sleepy_min_ms) + "-" + std::to_string(opt.sleepy_max_ms) + "ms").c_str()
              : (opt.sleepy_domain ? "off (needs 2+ domains)" : "off"),
-      opt.max_nest, opt.reader_delay_us, opt.yield_prob, opt.signal_storm, opt.thread_churn, opt.fork,
+      opt.max_nest, opt.reader_delay_us, opt.yield_prob, opt.lib_fault_prob, opt.signal_storm, opt.thread_churn, opt.fork,
       opt.fwd_progress, opt.fwd_progress ? (" flood=" + std::to_string(opt.flood)).c_str() : "", opt.stall_s,
       opt.busted);
 
