@@ -10,6 +10,8 @@
 
 #include <pthread.h>
 
+#include <functional>
+#include <queue>
 #include <vector>
 
 #include "diagnostics.h"
@@ -37,7 +39,11 @@ struct registry {
   registry() { pthread_key_create(&exit_key, &on_thread_exit); }
   std::mutex mutex;
   std::vector<domain_state*> domains;  // by id; nullptr: id free
-  std::vector<std::uint32_t> free_ids;
+  // Lowest first: a thread's slot table has an entry for every id up to
+  // the highest it used, so a new domain takes the smallest free id, not
+  // the last one freed (after 100,000 domains came and went, a new domain
+  // would otherwise cost each thread that reads it a 1 MiB table).
+  std::priority_queue<std::uint32_t, std::vector<std::uint32_t>, std::greater<>> free_ids;
   thread_record* threads = nullptr;
   pthread_key_t exit_key{};
 };
@@ -111,8 +117,8 @@ std::uint32_t registry_add(domain_state* d) {
   registry& r = reg();
   std::lock_guard lk(r.mutex);
   if (!r.free_ids.empty()) {
-    const std::uint32_t id = r.free_ids.back();
-    r.free_ids.pop_back();
+    const std::uint32_t id = r.free_ids.top();
+    r.free_ids.pop();
     r.domains[id] = d;
     return id;
   }
@@ -130,7 +136,7 @@ void registry_remove(std::uint32_t id) {
     if (id < rec->capacity) rec->slots[id].store(nullptr, std::memory_order_relaxed);
   }
   r.domains[id] = nullptr;
-  r.free_ids.push_back(id);
+  r.free_ids.push(id);
 }
 
 counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
