@@ -215,6 +215,9 @@ void domain_state::barrier() {
     target[s] = self->shards_[s].enqueued.load(std::memory_order_acquire);
   }
   cb_barrier_waiters.fetch_add(1, std::memory_order_seq_cst);
+  // Callbacks held back by callback_delay: the engine takes them now (it
+  // reads cb_barrier_waiters after this kick's wake-up).
+  if (cb_staged.load(std::memory_order_seq_cst)) engine().kick(this);
   for (;;) {
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     bool all = true;
@@ -240,11 +243,13 @@ void domain_state::discard_callbacks_in_child() noexcept {
   cb_batch_out = false;
   for (std::uint32_t& c : cb_batch_counts) c = 0;
   cb_staged.store(false, std::memory_order_relaxed);
+  cb_last_drain_ns = 0;
   cb_waiting_gp.store(false, std::memory_order_relaxed);
   cb_barrier_waiters.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
   engine_slot.busy = callback_slot.busy = false;
   engine_slot.rekicked = callback_slot.rekicked = false;
+  engine_slot.step_again_at_ns = callback_slot.step_again_at_ns = 0;
   engine_slot.node.queued.store(false, std::memory_order_relaxed);
   callback_slot.node.queued.store(false, std::memory_order_relaxed);
 }

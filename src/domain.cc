@@ -22,6 +22,10 @@ domain_state::domain_state(domain* s, const domain_options& options)
       name(options.name != nullptr ? options.name : "srcu"),
       stall_timeout(options.stall_timeout) {
   cb_executor = options.callback_executor;
+  cb_delay_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options.callback_delay).count() > 0
+          ? std::chrono::duration_cast<std::chrono::nanoseconds>(options.callback_delay).count()
+          : 0);
   engine_slot.node.owner = this;
   callback_slot.node.owner = this;
 }

@@ -116,6 +116,8 @@ struct domain_state {
 
   executor* cb_executor = nullptr;
   std::atomic<bool> cb_staged{false};      // call() since the engine last drained
+  std::uint64_t cb_delay_ns = 0;           // domain_options::callback_delay
+  std::uint64_t cb_last_drain_ns = 0;      // engine thread only
   std::atomic<bool> cb_waiting_gp{false};  // a segment waits for a grace period
   segment cb_wait[2];                      // at most two cookies are ever pending
   segment cb_ready;                        // past their grace period, not yet handed out

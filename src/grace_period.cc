@@ -198,9 +198,20 @@ void domain_state::check_stall() noexcept {
 // the grace period as far as it goes without waiting, hand ready callbacks to
 // the callback thread. Never blocks; kRetry when readers are still inside.
 service_result engine_step(domain_state* d) {
-  if (d->cb_staged.load(std::memory_order_seq_cst) &&
-      d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
-    d->drain_staged();
+  if (d->cb_staged.load(std::memory_order_seq_cst)) {
+    // Batching (domain_options::callback_delay): within the delay after the
+    // last drain, leave the staging alone; cb_staged stays set, so call()s
+    // meanwhile make no kick, and the service steps this domain again when
+    // the delay is over. A barrier() waiter cuts it short (it counts itself
+    // in cb_barrier_waiters, then kicks).
+    const std::uint64_t now = monotonic_ns();
+    const std::uint64_t due = d->cb_last_drain_ns + d->cb_delay_ns;
+    if (now < due && d->cb_barrier_waiters.load(std::memory_order_seq_cst) == 0) {
+      d->engine_slot.step_again_at_ns = due;
+    } else if (d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
+      d->cb_last_drain_ns = now;
+      d->drain_staged();
+    }
   }
   const step_result r = d->drive_once();
   bool ready;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "diagnostics.h"
 #include "domain_state.h"
@@ -100,6 +101,7 @@ void service::run() {
         for (std::size_t i = 0; i < batch.size(); ++i) {
           service_slot& s = batch[i]->*slot_;
           s.busy = false;
+          const std::uint64_t again_at = std::exchange(s.step_again_at_ns, 0);
           if (s.rekicked && !s.dying) {
             s.rekicked = false;
             s.next_check_ns = 0;  // kicked while stepping: due again now
@@ -109,7 +111,12 @@ void service::run() {
             s.backoff_ns = s.backoff_ns == 0 ? 50'000
                                              : std::min<std::uint64_t>(s.backoff_ns * 2, 5'000'000);
             s.next_check_ns = now + s.backoff_ns;
+            if (again_at != 0) s.next_check_ns = std::min(s.next_check_ns, again_at);
             next_due = std::min(next_due, s.next_check_ns);
+          } else if (again_at != 0 && !s.dying) {
+            s.backoff_ns = 0;
+            s.next_check_ns = again_at;
+            next_due = std::min(next_due, again_at);
           } else {
             unlink_locked(&s);
           }

@@ -38,6 +38,10 @@ struct service_slot {
   bool dying = false;  // ~domain: never step again
   std::uint64_t next_check_ns = 0;
   std::uint64_t backoff_ns = 0;
+  // Set by a step (on the service thread) that has work due at a known
+  // time: the domain stays listed and is stepped again by then, without
+  // a kick. 0: none. Read and cleared by the service after the step.
+  std::uint64_t step_again_at_ns = 0;
 };
 
 class service {

@@ -53,6 +53,41 @@ TEST(Callbacks, RunAfterPreexistingReaderEnds) {
   EXPECT_EQ(runs.load(), 2);
 }
 
+// Sequence: callback_delay is an hour; one call() and a barrier() (the
+// engine's last drain is now); 100 call()s; 50 ms pass; barrier().
+// During the 50 ms none of the 100 may run or start a grace period (they
+// wait for company); barrier() must not wait out the hour.
+TEST(Callbacks, CallbackDelayBatchesAndBarrierCutsItShort) {
+  srcu::domain d({.name = "cb-delay", .callback_delay = std::chrono::hours(1)});
+  std::atomic<int> runs{0};
+  std::vector<counted> heads(101);
+  for (counted& c : heads) c.runs = &runs;
+  d.call(&heads[0], &count_run);
+  d.barrier();
+  ASSERT_EQ(runs.load(), 1);
+  const std::uint64_t gps = d.grace_periods_completed();
+  for (int i = 1; i <= 100; ++i) d.call(&heads[i], &count_run);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(runs.load(), 1) << "callbacks ran before callback_delay was over";
+  EXPECT_EQ(d.grace_periods_completed(), gps) << "a grace period started for held callbacks";
+  d.barrier();  // hangs (ctest timeout) if it waited for the delay
+  EXPECT_EQ(runs.load(), 101);
+}
+
+// With callback_delay 0 every burst gets its grace period at once, as
+// before batching: call(), then wait for it with no barrier() to hurry it.
+TEST(Callbacks, ZeroCallbackDelayRunsWithoutBarrier) {
+  srcu::domain d({.name = "cb-no-delay", .callback_delay = std::chrono::microseconds(0)});
+  std::atomic<int> runs{0};
+  for (int round = 1; round <= 100; ++round) {
+    counted c;
+    c.runs = &runs;
+    d.call(&c, &count_run);
+    while (runs.load() != round) std::this_thread::yield();  // no barrier: the engine runs it
+  }
+  d.barrier();
+}
+
 struct sequenced : srcu::callback_head {
   int thread = 0;
   int seq = 0;
