@@ -154,6 +154,8 @@ class domain {
 
   // barrier: returns after every callback queued before the call, by any
   //   thread, has run (not merely been scheduled). Callable concurrently.
+  //   Does not wait out domain_options::callback_delay: held callbacks get
+  //   their grace period at once.
   // Preconditions: not inside a read_lock() section of this domain, not
   //   inside one of this domain's callbacks, and not inside any callback on
   //   srcu's callback thread if this domain uses it (each would wait for
@@ -165,7 +167,9 @@ class domain {
   // --- Deferred reclamation --------------------------------------------------
   // call: queues func(head) to run once, after a grace period that begins
   //   after this call, on srcu's callback thread or the domain's executor.
-  //   Callbacks queued by one thread run in queueing order.
+  //   Callbacks queued by one thread run in queueing order. Callbacks wait
+  //   up to domain_options::callback_delay (1 ms) for company before their
+  //   grace period starts, so a stream of calls shares grace periods.
   // Preconditions: head and func non-null; head not already queued (checked
   //   always: message, abort). The caller owns *head until func runs; srcu
   //   clears head->func just before invoking it.

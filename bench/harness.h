@@ -1,0 +1,758 @@
+// The comparison harness: every row of srcu_bench is written once, here, as a
+// template over a *library adapter*, and each library's translation unit
+// (lib_*.cc) registers the rows its adapter supports. One TU per library
+// keeps each library's read side inline, as its users compile it, and keeps
+// liburcu's flavour headers (whose macros collide) apart.
+//
+// An adapter is a struct with:
+//   static constexpr const char* name;   // the library's label in row names
+//   struct reader_scope;   // RAII: what a thread holds while it reads
+//                          // (urcu: registration; ck: a record)
+//   struct updater_scope;  // RAII: what a thread holds while it only updates
+//   struct read_guard;     // RAII: one read-side critical section
+// and optionally:
+//   static void quiescent();           // QSBR: announce a quiescent state
+//   static void synchronize();         // wait for a grace period
+//   using head = ...;                  // intrusive deferral node
+//   static void defer(head*, void (*)(head*));  // call_rcu-style deferral
+//   static void after_defer();         // ck: poll to dispatch (ck has no thread)
+//   static void barrier();             // every deferred callback has run
+//   struct write_guard;                // lock-based libraries: exclusive lock
+//   static std::uint64_t grace_periods();  // grace periods completed
+//   struct domain_object { void touch(); };  // one more domain/epoch object
+//
+// Row names are "<group>/<library>[/<parameter>:<value>]...", which
+// bench/report.py splits. Every worker thread is pinned the same way for
+// every library (thread i on the i-th allowed CPU, round robin; see pinned).
+
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bench {
+
+using clock_type = std::chrono::steady_clock;
+
+inline double seconds_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// --- Machine ------------------------------------------------------------------
+
+// The CPUs this process may run on, in order (taskset narrows them).
+const std::vector<int>& allowed_cpus();
+inline int cpu_count() { return static_cast<int>(allowed_cpus().size()); }
+
+// Thread counts for the scaling rows: 1, 2, 4, ... up to 2 x CPUs, plus
+// every count up to 4 and the CPU count itself (so a 2-CPU machine gets
+// 1, 2, 3, 4: 3 and 4 oversubscribe it).
+std::vector<int> scaling_thread_counts();
+
+// Pins the calling thread to allowed_cpus()[index % CPUs] for its lifetime
+// and restores the previous mask after. SRCU_BENCH_PIN=0 disables pinning.
+class pinned {
+ public:
+  explicit pinned(int index);
+  ~pinned();
+  pinned(const pinned&) = delete;
+  pinned& operator=(const pinned&) = delete;
+
+ private:
+  bool active_ = false;
+  cpu_set_t saved_{};
+};
+
+// Resident set size of the process, in bytes (/proc/self/statm).
+std::int64_t resident_bytes();
+// Threads of the process (/proc/self/status).
+int process_threads();
+// VmHWM (peak RSS) in MiB; reset_peak_rss() sets it back to the current RSS.
+double peak_rss_mib();
+bool reset_peak_rss();
+
+// Nearest-rank percentile of sorted samples.
+double percentile(const std::vector<double>& sorted, double p);
+
+// Appends one line {"name": ..., "unit": "us", "n": ..., "q": [[p, v]...]}
+// to the --samples_out file (when given): 201 evenly spaced quantiles of
+// the sorted samples, for report.py's CDF plots. Google Benchmark also runs
+// a row with fewer iterations while it sizes the run: report.py keeps the
+// lines whose n is a reported iteration count.
+void write_quantiles(const std::string& name, const std::vector<double>& sorted_us);
+
+// --- What every critical section reads ------------------------------------------
+
+struct payload {
+  int value = 42;
+};
+extern std::atomic<const payload*> g_current;
+
+inline void read_shared() {
+  const payload* p = g_current.load(std::memory_order_acquire);
+  benchmark::DoNotOptimize(p->value);
+}
+
+// --- Adapter traits ------------------------------------------------------------------
+
+// The scope of a library that needs no per-thread registration.
+struct no_scope {};
+
+// Work a library does once before any row runs (start its threads), so
+// that no timed loop pays for it. Each lib_*.cc adds its own; main runs them.
+void add_warmer(void (*fn)());
+void run_warmers();
+
+template <class Lib>
+concept has_quiescent = requires { Lib::quiescent(); };
+template <class Lib>
+concept has_synchronize = requires { Lib::synchronize(); };
+template <class Lib>
+concept has_defer = requires(typename Lib::head* h) {
+  Lib::defer(h, static_cast<void (*)(typename Lib::head*)>(nullptr));
+  Lib::barrier();
+};
+template <class Lib>
+concept has_write_guard = requires { typename Lib::write_guard; };
+template <class Lib>
+concept has_grace_periods = requires { { Lib::grace_periods() } -> std::convertible_to<std::uint64_t>; };
+template <class Lib>
+concept has_domain_object = requires(typename Lib::domain_object& d) { d.touch(); };
+
+// QSBR readers must say, now and then, that they hold no reference; every
+// other library ignores this. Called once per operation, outside sections.
+template <class Lib>
+inline void maybe_quiesce(std::uint64_t n) {
+  if constexpr (has_quiescent<Lib>) {
+    if ((n & 1023) == 0) Lib::quiescent();
+  }
+}
+
+template <class Lib>
+inline void after_defer() {
+  if constexpr (requires { Lib::after_defer(); }) Lib::after_defer();
+}
+
+// =====================================================================================
+// 1. Reader pair: lock + read of shared data + unlock, 1..2 x CPUs threads.
+//    items_per_second is the pairs of all threads per wall second.
+// =====================================================================================
+
+template <class Lib>
+void reader_pair(benchmark::State& state) {
+  pinned pin(state.thread_index());
+  [[maybe_unused]] typename Lib::reader_scope scope;
+  { typename Lib::read_guard warm; }  // any first-use registration happens here
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    {
+      typename Lib::read_guard g;
+      read_shared();
+    }
+    maybe_quiesce<Lib>(++n);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// =====================================================================================
+// 2. Grace-period latency: each call timed on its own, with 0, 1 or CPUs
+//    threads spinning in read sections of the same library. Counters:
+//    p50_us, p99_us, max_us; quantiles go to the samples file.
+// =====================================================================================
+
+template <class Lib>
+class reader_spinners {
+ public:
+  explicit reader_spinners(int count) {
+    std::latch running(count);
+    for (int i = 0; i < count; ++i) {
+      threads_.emplace_back([this, i, &running] {
+        pinned pin(i + 1);  // the caller is on CPU 0
+        [[maybe_unused]] typename Lib::reader_scope scope;
+        { typename Lib::read_guard warm; }
+        running.count_down();
+        std::uint64_t n = 0;
+        while (!stop_.load(std::memory_order_relaxed)) {
+          {
+            typename Lib::read_guard g;
+            read_shared();
+          }
+          maybe_quiesce<Lib>(++n);
+        }
+      });
+    }
+    running.wait();
+  }
+  ~reader_spinners() {
+    stop_.store(true, std::memory_order_relaxed);
+    for (std::thread& t : threads_) t.join();
+  }
+  reader_spinners(const reader_spinners&) = delete;
+  reader_spinners& operator=(const reader_spinners&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+template <class Lib, class Sync>
+void sync_latency(benchmark::State& state, const std::string& row, Sync sync) {
+  pinned pin(0);
+  std::vector<double> samples_us;
+  samples_us.reserve(1 << 16);
+  {
+    reader_spinners<Lib> spinners(static_cast<int>(state.range(0)));
+    [[maybe_unused]] typename Lib::updater_scope scope;
+    for (auto _ : state) {
+      const auto t0 = clock_type::now();
+      sync();
+      const auto t1 = clock_type::now();
+      samples_us.push_back(seconds_between(t0, t1) * 1e6);
+    }
+  }
+  std::sort(samples_us.begin(), samples_us.end());
+  state.counters["p50_us"] = percentile(samples_us, 0.50);
+  state.counters["p99_us"] = percentile(samples_us, 0.99);
+  state.counters["max_us"] = samples_us.empty() ? 0 : samples_us.back();
+  write_quantiles(row + "/readers:" + std::to_string(state.range(0)), samples_us);
+}
+
+// =====================================================================================
+// 3. Concurrent updaters: k threads each calling synchronize kCallsPerUpdater
+//    times; manual time = wall time from the start signal to the last return.
+//    us_per_call is per thread; gp_per_call (libraries that count) is the
+//    grace periods run per synchronize call: below 1 means calls shared them.
+// =====================================================================================
+
+inline constexpr int kCallsPerUpdater = 500;
+
+template <class Lib, class Sync>
+void concurrent_updaters(benchmark::State& state, Sync sync) {
+  const auto callers = static_cast<int>(state.range(0));
+  std::uint64_t gp_before = 0;
+  if constexpr (has_grace_periods<Lib>) gp_before = Lib::grace_periods();
+  double total_seconds = 0;
+  for (auto _ : state) {
+    std::latch ready(callers);
+    std::latch go(1);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < callers; ++i) {
+      threads.emplace_back([&, i] {
+        pinned pin(i);
+        [[maybe_unused]] typename Lib::updater_scope scope;
+        ready.count_down();
+        go.wait();
+        for (int n = 0; n < kCallsPerUpdater; ++n) sync();
+      });
+    }
+    ready.wait();
+    const auto t0 = clock_type::now();
+    go.count_down();
+    for (std::thread& t : threads) t.join();
+    const double s = seconds_between(t0, clock_type::now());
+    state.SetIterationTime(s);
+    total_seconds += s;
+  }
+  state.counters["us_per_call"] = total_seconds * 1e6 / kCallsPerUpdater /
+                                  static_cast<double>(state.iterations());
+  if constexpr (has_grace_periods<Lib>) {
+    const double calls = static_cast<double>(state.iterations()) * callers * kCallsPerUpdater;
+    state.counters["gp_per_call"] = static_cast<double>(Lib::grace_periods() - gp_before) / calls;
+  }
+}
+
+// =====================================================================================
+// 4. Deferral: enqueue cost, 1,000,000 callbacks end to end, peak RSS.
+// =====================================================================================
+
+// What the counted callbacks do: one relaxed increment.
+extern std::atomic<std::uint64_t> g_callbacks_run;
+
+template <class Lib>
+void count_callback(typename Lib::head* /*head*/) {
+  g_callbacks_run.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The deferral rows run in updater scopes: an updater only enqueues. It
+// matters for urcu-qsbr, whose reader scope is an online thread: a thread
+// of a Threads(2) row that finished its loop waits inside Google
+// Benchmark while still online, and the other thread's barrier() waits for
+// it for ever (the first full run hung there).
+//
+// 4a. Enqueue. Heads are pre-allocated per thread (up to 2^20) and reused;
+// when the pool runs out the timer pauses for a barrier, so no head is
+// queued twice. ns_per_call is this thread's own time per call, averaged
+// over threads (Google Benchmark's time is wall / all threads' calls).
+inline constexpr benchmark::IterationCount kMaxPoolHeads = benchmark::IterationCount{1} << 20;
+
+template <class Lib>
+void defer_enqueue(benchmark::State& state) {
+  using head = typename Lib::head;
+  pinned pin(state.thread_index());
+  [[maybe_unused]] typename Lib::updater_scope scope;  // an updater only enqueues (above)
+  const auto pool_size = static_cast<std::size_t>(
+      std::clamp<benchmark::IterationCount>(state.max_iterations, 1, kMaxPoolHeads));
+  std::vector<head> heads(pool_size);  // value-initialized: touched before timing
+  std::size_t next = 0;
+  double timed_seconds = 0;
+  auto stretch_start = clock_type::now();
+  for (auto _ : state) {
+    if (next == pool_size) {
+      timed_seconds += seconds_between(stretch_start, clock_type::now());
+      state.PauseTiming();
+      Lib::barrier();
+      next = 0;
+      state.ResumeTiming();
+      stretch_start = clock_type::now();
+    }
+    Lib::defer(&heads[next++], &count_callback<Lib>);
+    after_defer<Lib>();
+  }
+  timed_seconds += seconds_between(stretch_start, clock_type::now());
+  Lib::barrier();  // untimed: every head has run before the pool is freed
+  state.counters["ns_per_call"] = benchmark::Counter(
+      timed_seconds * 1e9 / static_cast<double>(state.iterations()), benchmark::Counter::kAvgThreads);
+}
+
+// 4b. End to end: 1,000,000 deferrals from one thread, first enqueue until
+// barrier() returns. Counters: callbacks_per_s; peak_rss_MiB (VmHWM, reset
+// at the start of the row when the kernel allows: hwm_reset = 1).
+inline constexpr std::size_t kEndToEndCallbacks = 1'000'000;
+
+bool trim_and_reset_peak();  // malloc_trim + reset_peak_rss
+
+template <class Lib>
+void defer_end_to_end(benchmark::State& state) {
+  using head = typename Lib::head;
+  pinned pin(0);
+  [[maybe_unused]] typename Lib::updater_scope scope;  // an updater only enqueues (above)
+  Lib::barrier();  // nothing of an earlier row still queued
+  const bool hwm_reset = trim_and_reset_peak();
+  std::vector<head> heads(kEndToEndCallbacks);
+  double total_seconds = 0;
+  for (auto _ : state) {
+    const std::uint64_t before = g_callbacks_run.load(std::memory_order_relaxed);
+    const auto t0 = clock_type::now();
+    for (head& h : heads) {
+      Lib::defer(&h, &count_callback<Lib>);
+      after_defer<Lib>();
+    }
+    Lib::barrier();
+    const double s = seconds_between(t0, clock_type::now());
+    state.SetIterationTime(s);
+    total_seconds += s;
+    if (g_callbacks_run.load(std::memory_order_relaxed) - before != kEndToEndCallbacks) {
+      state.SkipWithError("barrier() returned before every callback had run");
+      return;
+    }
+  }
+  state.counters["callbacks_per_s"] = static_cast<double>(kEndToEndCallbacks) *
+                                      static_cast<double>(state.iterations()) / total_seconds;
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["hwm_reset"] = hwm_reset ? 1 : 0;
+}
+
+// 4c. Latency from defer to invocation, one callback at a time on an idle
+// system, waited for with a blocking wait (not barrier(), which would hurry
+// srcu's callback_delay). Libraries whose callbacks only run when the caller
+// polls (ck) have no such row. Counters p50_us, p99_us.
+extern std::atomic<std::uint32_t> g_invoked;  // bumped by stamp_callback
+extern std::atomic<clock_type::rep> g_invoked_at;
+
+template <class Lib>
+void stamp_callback(typename Lib::head* /*head*/) {
+  g_invoked_at.store(clock_type::now().time_since_epoch().count(), std::memory_order_relaxed);
+  g_invoked.fetch_add(1, std::memory_order_release);
+  g_invoked.notify_all();
+}
+
+template <class Lib>
+void defer_latency(benchmark::State& state) {
+  pinned pin(0);
+  [[maybe_unused]] typename Lib::updater_scope scope;
+  Lib::barrier();
+  typename Lib::head head{};
+  std::vector<double> samples_us;
+  for (auto _ : state) {
+    const std::uint32_t before = g_invoked.load(std::memory_order_acquire);
+    const auto t0 = clock_type::now();
+    Lib::defer(&head, &stamp_callback<Lib>);
+    std::uint32_t now = before;
+    while ((now = g_invoked.load(std::memory_order_acquire)) == before) g_invoked.wait(now);
+    const clock_type::time_point invoked{
+        clock_type::duration(g_invoked_at.load(std::memory_order_relaxed))};
+    const double s = seconds_between(t0, invoked);
+    state.SetIterationTime(s);
+    samples_us.push_back(s * 1e6);
+  }
+  std::sort(samples_us.begin(), samples_us.end());
+  state.counters["p50_us"] = percentile(samples_us, 0.50);
+  state.counters["p99_us"] = percentile(samples_us, 0.99);
+}
+
+// =====================================================================================
+// 5. Read-mostly hash map: 100,000 keys, every thread mixing lookups with
+//    replacements (update_permille of its operations). Replacements are
+//    serialized, so there is one writer at a time: deferral libraries take
+//    a mutex, publish a copy of the entry and defer the old one's free;
+//    lock-based libraries take their lock exclusively and free at once. The
+//    shared_ptr variant is its own map (lib_std.cc) with the same loop.
+// =====================================================================================
+
+inline constexpr std::uint64_t kMapKeys = 100'000;
+inline constexpr std::size_t kMapBuckets = std::size_t{1} << 17;
+inline constexpr std::uint64_t kVersionShift = 20;  // value = version << shift | key
+
+inline std::size_t bucket_of(std::uint64_t key) {
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> (64 - 17));
+}
+
+// xorshift64*: a cheap per-thread generator.
+struct rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545F4914F6CDD1DULL;
+  }
+};
+
+// A map with lookup(key, &value) -> bool and replace(key, version), used
+// by run_map_workload from many threads at once.
+template <class Lib>
+class rcu_map {
+ public:
+  struct node {
+    typename Lib::head head{};  // first member: a head* is a node*
+    std::uint64_t key = 0;
+    std::uint64_t value = 0;
+    std::atomic<node*> next{nullptr};
+  };
+
+  rcu_map() : buckets_(kMapBuckets) {
+    for (std::uint64_t k = 0; k < kMapKeys; ++k) {
+      node* n = new node;
+      n->key = k;
+      n->value = k;
+      std::atomic<node*>& b = buckets_[bucket_of(k)];
+      n->next.store(b.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      b.store(n, std::memory_order_relaxed);
+    }
+  }
+  ~rcu_map() {  // single-threaded by now; deferred frees have run (barrier)
+    for (std::atomic<node*>& b : buckets_) {
+      for (node* n = b.load(); n != nullptr;) {
+        node* next = n->next.load();
+        delete n;
+        n = next;
+      }
+    }
+  }
+  rcu_map(const rcu_map&) = delete;
+  rcu_map& operator=(const rcu_map&) = delete;
+
+  // Inside the caller's read section (or shared lock).
+  bool lookup(std::uint64_t key, std::uint64_t& value) const {
+    for (const node* n = buckets_[bucket_of(key)].load(std::memory_order_acquire); n != nullptr;
+         n = n->next.load(std::memory_order_acquire)) {
+      if (n->key == key) {
+        value = n->value;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Under the one-writer lock: publishes a copy of key's node with a new
+  // value in its place. Returns the replaced node, still reachable by
+  // readers that loaded it; the caller reclaims it.
+  node* replace(std::uint64_t key, std::uint64_t version) {
+    std::atomic<node*>* link = &buckets_[bucket_of(key)];
+    node* old = link->load(std::memory_order_relaxed);
+    while (old->key != key) {
+      link = &old->next;
+      old = link->load(std::memory_order_relaxed);
+    }
+    node* fresh = new node;
+    fresh->key = key;
+    fresh->value = version << kVersionShift | key;
+    fresh->next.store(old->next.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    link->store(fresh, std::memory_order_release);  // pairs with lookup's acquire loads
+    return old;
+  }
+
+  static void free_node(typename Lib::head* h) { delete reinterpret_cast<node*>(h); }
+
+ private:
+  std::vector<std::atomic<node*>> buckets_;
+};
+
+// Runs `threads` pinned threads for `seconds`, each doing ops on the map:
+// lookup_op(key) -> bool found, or replace_op(key, version). Returns the
+// operations done and sets *missed to lookups that found no entry or a value
+// not made for their key (must be 0: a miss means a broken map or a freed
+// entry read).
+struct workload_result {
+  std::uint64_t ops = 0;
+  std::uint64_t bad = 0;
+  double seconds = 0;
+};
+
+template <class ThreadScope, class Quiesce, class Lookup, class Replace>
+workload_result run_map_workload(int threads, double seconds, int update_permille, Quiesce quiesce,
+                                 Lookup lookup_op, Replace replace_op) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> ops{0}, bad{0};
+  std::latch ready(threads + 1);
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) {
+    pool.emplace_back([&, i] {
+      pinned pin(i);
+      [[maybe_unused]] ThreadScope scope;
+      rng r{0x9E3779B97F4A7C15ULL * static_cast<std::uint64_t>(i + 1)};
+      std::uint64_t my_ops = 0, my_bad = 0;
+      ready.arrive_and_wait();
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (int batch = 0; batch < 64; ++batch) {
+          const std::uint64_t x = r.next();
+          const std::uint64_t key = (x >> 10) % kMapKeys;
+          if (static_cast<int>(x % 1000) < update_permille) {
+            replace_op(key, ++my_ops);
+          } else {
+            std::uint64_t value = 0;
+            if (!lookup_op(key, value) || (value & ((1ULL << kVersionShift) - 1)) != key) ++my_bad;
+            ++my_ops;
+          }
+          quiesce();
+        }
+      }
+      ops.fetch_add(my_ops, std::memory_order_relaxed);
+      bad.fetch_add(my_bad, std::memory_order_relaxed);
+    });
+  }
+  ready.arrive_and_wait();
+  const auto t0 = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop.store(true, std::memory_order_relaxed);
+  for (std::thread& t : pool) t.join();
+  return {ops.load(), bad.load(), seconds_between(t0, clock_type::now())};
+}
+
+inline constexpr double kMapSeconds = 0.25;
+
+// Reports ops_per_s; fails the row if any lookup went wrong.
+void report_map_workload(benchmark::State& state, const workload_result& r);
+
+template <class Lib>
+void hash_map(benchmark::State& state) {
+  const auto threads = static_cast<int>(state.range(0));
+  const auto update_permille = static_cast<int>(state.range(1));
+  std::optional<rcu_map<Lib>> map;
+  map.emplace();
+  std::mutex writer;  // deferral libraries: the one-writer lock
+  std::uint64_t gp_before = 0;
+  if constexpr (has_grace_periods<Lib>) gp_before = Lib::grace_periods();
+  for (auto _ : state) {
+    const workload_result r = run_map_workload<typename Lib::reader_scope>(
+        threads, kMapSeconds, update_permille,
+        [] {
+          if constexpr (has_quiescent<Lib>) Lib::quiescent();
+        },
+        [&map](std::uint64_t key, std::uint64_t& value) {
+          typename Lib::read_guard g;
+          return map->lookup(key, value);
+        },
+        [&map, &writer](std::uint64_t key, std::uint64_t version) {
+          if constexpr (has_write_guard<Lib>) {
+            typename Lib::write_guard g;
+            delete map->replace(key, version);
+          } else {
+            typename rcu_map<Lib>::node* old;
+            {
+              std::lock_guard<std::mutex> g(writer);
+              old = map->replace(key, version);
+            }
+            Lib::defer(&old->head, &rcu_map<Lib>::free_node);
+            after_defer<Lib>();
+          }
+        });
+    state.SetIterationTime(r.seconds);
+    report_map_workload(state, r);
+    if constexpr (has_grace_periods<Lib>) {
+      state.counters["gp_per_s"] = static_cast<double>(Lib::grace_periods() - gp_before) / r.seconds;
+    }
+  }
+  if constexpr (has_defer<Lib>) {
+    [[maybe_unused]] typename Lib::updater_scope scope;
+    Lib::barrier();  // every replaced node freed before the map goes
+  }
+}
+
+// =====================================================================================
+// 6. Memory: per domain (100,000 domain objects, each used once by this
+//    thread) and per reader thread (1,000 threads each entering one read
+//    section: of a domain object of its own where the library has them, so
+//    the 1,000 slots or records do not stay behind in the domain the other
+//    rows scan). Resident-set growth; the threads exist and have touched
+//    malloc before the "before" reading, so only the library's share counts.
+// =====================================================================================
+
+inline constexpr int kMemoryDomains = 100'000;
+inline constexpr int kMemoryThreads = 1'000;
+
+template <class Lib>
+struct domain_object_or_none_t {
+  using type = no_scope;
+};
+template <class Lib>
+  requires has_domain_object<Lib>
+struct domain_object_or_none_t<Lib> {
+  using type = typename Lib::domain_object;
+};
+template <class Lib>
+using domain_object_or_none = typename domain_object_or_none_t<Lib>::type;
+
+template <class Lib>
+void memory_per_domain(benchmark::State& state) {
+  for (auto _ : state) {
+    trim_and_reset_peak();
+    const int threads_before = process_threads();
+    const std::int64_t before = resident_bytes();
+    std::vector<std::unique_ptr<typename Lib::domain_object>> domains;
+    domains.reserve(kMemoryDomains);
+    for (int i = 0; i < kMemoryDomains; ++i) {
+      domains.push_back(std::make_unique<typename Lib::domain_object>());
+      domains.back()->touch();
+    }
+    const std::int64_t after = resident_bytes();
+    state.counters["bytes_per_domain"] =
+        static_cast<double>(after - before) / kMemoryDomains;
+    state.counters["threads_added"] = process_threads() - threads_before;
+    state.counters["total_MiB"] = static_cast<double>(after - before) / (1 << 20);
+  }
+}
+
+template <class Lib>
+void memory_per_thread(benchmark::State& state) {
+  for (auto _ : state) {
+    trim_and_reset_peak();
+    std::optional<domain_object_or_none<Lib>> own;  // before "before": not counted
+    own.emplace();
+    std::barrier sync(kMemoryThreads + 1);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kMemoryThreads; ++i) {
+      threads.emplace_back([&sync, &own] {
+        std::free(std::malloc(64));  // this thread's malloc arena exists before "before"
+        sync.arrive_and_wait();      // 1: measure before
+        sync.arrive_and_wait();      // 2: use the library
+        {
+          [[maybe_unused]] typename Lib::reader_scope scope;
+          if constexpr (has_domain_object<Lib>) {
+            own->touch();
+          } else {
+            typename Lib::read_guard g;
+          }
+          sync.arrive_and_wait();  // 3: measure after
+          sync.arrive_and_wait();  // 4: done
+        }
+      });
+    }
+    sync.arrive_and_wait();
+    const std::int64_t before = resident_bytes();
+    sync.arrive_and_wait();
+    sync.arrive_and_wait();
+    const std::int64_t after = resident_bytes();
+    sync.arrive_and_wait();
+    for (std::thread& t : threads) t.join();
+    state.counters["bytes_per_thread"] = static_cast<double>(after - before) / kMemoryThreads;
+  }
+}
+
+// =====================================================================================
+// Registration
+// =====================================================================================
+
+std::string row_name(const char* group, const char* library);
+
+// The sync_latency and concurrent_updaters rows for one way of waiting
+// (srcu registers synchronize_expedited a second time as "srcu-expedited").
+template <class Lib, class Sync>
+void register_sync_rows(const char* name, Sync sync) {
+  const std::string row = row_name("sync_latency", name);
+  auto* latency = benchmark::RegisterBenchmark(
+      row.c_str(), [row, sync](benchmark::State& state) { sync_latency<Lib>(state, row, sync); });
+  latency->ArgName("readers")->Arg(0)->Arg(1);
+  if (cpu_count() > 1) latency->Arg(cpu_count());
+  latency->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark(
+      row_name("concurrent_updaters", name).c_str(),
+      [sync](benchmark::State& state) { concurrent_updaters<Lib>(state, sync); })
+      ->ArgName("callers")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+
+// defer_enqueue (1 and 2 threads) and defer_1M rows, and defer_latency
+// where a library thread runs the callbacks (not ck, whose caller
+// dispatches) and the caller wants it.
+template <class Lib>
+void register_defer_rows(const char* name, bool latency_row = true) {
+  benchmark::RegisterBenchmark(row_name("defer_enqueue", name).c_str(), defer_enqueue<Lib>)
+      ->Threads(1)->Threads(2)->UseRealTime();
+  benchmark::RegisterBenchmark(row_name("defer_1M", name).c_str(), defer_end_to_end<Lib>)
+      ->Iterations(3)->UseManualTime()->Unit(benchmark::kMillisecond);
+  if constexpr (!requires { Lib::after_defer(); }) {
+    if (!latency_row) return;
+    benchmark::RegisterBenchmark(row_name("defer_latency", name).c_str(), defer_latency<Lib>)
+        ->Iterations(100)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  }
+}
+
+// hash_map rows: threads 1, CPUs, 2 x CPUs; updates 1% and 10%.
+void register_map_rows(const char* name, void (*fn)(benchmark::State&));
+
+// Registers every row the adapter supports, under `Lib::name`.
+template <class Lib>
+void register_library() {
+  const char* name = Lib::name;
+  auto* pair = benchmark::RegisterBenchmark(row_name("reader_pair", name).c_str(), reader_pair<Lib>);
+  for (int t : scaling_thread_counts()) pair->Threads(t);
+  pair->UseRealTime();
+
+  if constexpr (has_synchronize<Lib>) {
+    register_sync_rows<Lib>(name, [] { Lib::synchronize(); });
+  }
+  if constexpr (has_defer<Lib>) register_defer_rows<Lib>(name);
+  if constexpr (has_defer<Lib> || has_write_guard<Lib>) {
+    register_map_rows(name, hash_map<Lib>);
+  }
+  if constexpr (has_domain_object<Lib>) {
+    benchmark::RegisterBenchmark(row_name("memory_per_domain", name).c_str(), memory_per_domain<Lib>)
+        ->Iterations(1)->Repetitions(1)->Unit(benchmark::kMillisecond);
+  }
+  if constexpr (has_synchronize<Lib>) {  // the libraries with per-thread state
+    benchmark::RegisterBenchmark(row_name("memory_per_thread", name).c_str(),
+                                 memory_per_thread<Lib>)
+        ->Iterations(1)->Repetitions(1)->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace bench

@@ -1,0 +1,103 @@
+// srcu's adapters: the default reader (with synchronize, call() and
+// barrier()), synchronize_expedited as its own sync rows, the signal-safe
+// and down_read/up_read readers, and retire() (which allocates a node).
+
+#include "harness.h"
+#include "srcu/srcu.h"
+
+namespace bench {
+namespace {
+
+// One domain for every srcu row, defined as a user would define one.
+srcu::domain g_domain({.name = "bench"});
+
+struct srcu_lib {
+  static constexpr const char* name = "srcu";
+  using reader_scope = no_scope;
+  using updater_scope = no_scope;
+  class read_guard {
+   public:
+    read_guard() : token_(g_domain.read_lock()) {}
+    ~read_guard() { g_domain.read_unlock(token_); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+
+   private:
+    srcu::read_token token_;
+  };
+  static void synchronize() { g_domain.synchronize(); }
+  using head = srcu::callback_head;
+  static void defer(head* h, void (*fn)(head*)) { g_domain.call(h, fn); }
+  static void barrier() { g_domain.barrier(); }
+  static std::uint64_t grace_periods() { return g_domain.grace_periods_completed(); }
+  // A domain; touch() reads in it once from the calling thread (so the
+  // domain has that thread's slot). Thread-safe.
+  struct domain_object {
+    srcu::domain dom{{.name = "bench-memory"}};
+    void touch() { dom.read_unlock(dom.read_lock()); }
+  };
+};
+
+struct srcu_signal_safe_lib {
+  static constexpr const char* name = "srcu-signal-safe";
+  using reader_scope = no_scope;
+  class read_guard {
+   public:
+    read_guard() : token_(g_domain.read_lock_signal_safe()) {}
+    ~read_guard() { g_domain.read_unlock_signal_safe(token_); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+
+   private:
+    srcu::read_token token_;
+  };
+};
+
+struct srcu_down_up_lib {
+  static constexpr const char* name = "srcu-down-up";
+  using reader_scope = no_scope;
+  class read_guard {  // released on the same thread here: this row measures cost
+   public:
+    read_guard() : token_(g_domain.down_read()) {}
+    ~read_guard() { g_domain.up_read(token_); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+
+   private:
+    srcu::read_token token_;
+  };
+};
+
+struct srcu_retire_lib {
+  static constexpr const char* name = "srcu-retire";
+  using updater_scope = no_scope;
+  struct head {
+    void (*fn)(head*) = nullptr;
+  };
+  // retire(p, deleter): the deleter runs fn(p), like a call() would; what
+  // this row adds over srcu's is retire's allocated node.
+  static void defer(head* h, void (*fn)(head*)) {
+    h->fn = fn;
+    g_domain.retire(h, [](head* p) { p->fn(p); });
+  }
+  static void barrier() { g_domain.barrier(); }
+};
+
+void warm() {
+  srcu::callback_head h;
+  g_domain.call(&h, [](srcu::callback_head*) {});
+  g_domain.barrier();  // the engine and callback threads exist from here on
+}
+
+const bool registered = [] {
+  register_library<srcu_lib>();
+  register_sync_rows<srcu_lib>("srcu-expedited", [] { g_domain.synchronize_expedited(); });
+  register_library<srcu_signal_safe_lib>();
+  register_library<srcu_down_up_lib>();
+  register_defer_rows<srcu_retire_lib>(srcu_retire_lib::name, /*latency_row=*/false);
+  add_warmer(warm);
+  return true;
+}();
+
+}  // namespace
+}  // namespace bench

@@ -1,0 +1,467 @@
+#!/usr/bin/python3
+"""Turns one srcu_bench run into docs/perf/: results.json, report.md, plots.
+
+Input: Google Benchmark's JSON (--benchmark_out, every repetition kept) and
+the latency quantiles srcu_bench wrote with --samples_out. Every figure is
+the median over repetitions; every ratio is computed pair by pair (srcu's
+repetition i against the competitor's repetition i, both from this run) and
+the median of those ratios is reported. Nothing is carried over from an
+earlier run.
+
+Usage: report.py --raw RAW.json --samples SAMPLES.jsonl --out DIR [--readme README.md]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from collections import defaultdict
+
+# Row groups: the metric reported, its unit, and whether lower is better.
+METRICS = {
+    "reader_pair": ("ns_per_pair", "ns", True),
+    "sync_latency": ("p50_us", "µs", True),
+    "concurrent_updaters": ("us_per_call", "µs", True),
+    "defer_enqueue": ("ns_per_call", "ns", True),
+    "defer_1M": ("callbacks_per_s", "M/s", False),
+    "defer_latency": ("p50_us", "µs", True),
+    "hash_map": ("ops_per_s", "M ops/s", False),
+    "memory_per_domain": ("bytes_per_domain", "B", True),
+    "memory_per_thread": ("bytes_per_thread", "B", True),
+}
+# The srcu row each group is compared from, and the competitors it meets.
+SRCU = {"reader_pair": "srcu", "sync_latency": "srcu-expedited"}
+LIB_ORDER = ["srcu", "srcu-expedited", "srcu-signal-safe", "srcu-down-up", "srcu-retire",
+             "urcu-memb", "urcu-mb", "urcu-qsbr", "ck_epoch", "std::shared_mutex",
+             "pthread_rwlock", "std::shared_ptr", "atomic-rmw-pair"]
+
+
+# Figures whose repetitions spread wider than this (coefficient of
+# variation) carry "±N%" in the tables: read their ratios with that in mind.
+NOISY_CV = 0.15
+
+
+def lib_key(lib):
+    return LIB_ORDER.index(lib) if lib in LIB_ORDER else len(LIB_ORDER)
+
+
+def parse_name(run_name):
+    """'hash_map/srcu/threads:2/update_permille:10/iterations:1/manual_time'
+    -> ('hash_map', 'srcu', (('threads', 2), ('update_permille', 10)))."""
+    parts = run_name.split("/")
+    # Library names may contain '::' but never '/'.
+    group, lib = parts[0], parts[1]
+    params = []
+    for p in parts[2:]:
+        if ":" in p:
+            k, v = p.split(":", 1)
+            if k not in ("iterations", "repeats", "min_time", "min_warmup_time"):
+                params.append((k, int(v)))
+    return group, lib, tuple(params)
+
+
+def load(raw_path):
+    with open(raw_path) as f:
+        raw = json.load(f)
+    ncpu = raw["context"]["num_cpus"]
+    runs = defaultdict(dict)  # (group, lib, params) -> {rep: entry}
+    iterations = defaultdict(set)  # run_name -> iteration counts reported
+    errors = [f"{b['name']}: {b.get('error_message')}" for b in raw["benchmarks"]
+              if b.get("error_occurred")]
+    if errors:  # a row that failed its own check measured nothing worth reporting
+        sys.exit("report: rows failed:\n  " + "\n  ".join(errors))
+    for b in raw["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        group, lib, params = parse_name(b["run_name"])
+        if group not in METRICS:
+            continue
+        entry = dict(b)
+        if group == "reader_pair":
+            threads = dict(params)["threads"]
+            # CPU-nanoseconds per pair: with more threads than CPUs the CPUs,
+            # not the threads, are what the pairs share.
+            entry["ns_per_pair"] = 1e9 * min(threads, ncpu) / b["items_per_second"]
+        runs[(group, lib, params)][b.get("repetition_index", 0)] = entry
+        iterations[b["run_name"]].add(b["iterations"])
+    return raw, runs, iterations
+
+
+def median_of(reps, metric, agg=statistics.median):
+    values = [e[metric] for e in reps.values() if metric in e]
+    return agg(values) if values else None
+
+
+def paired_ratio(a_reps, b_reps, metric):
+    """Median over shared repetition indices of a_i / b_i."""
+    ratios = [a_reps[i][metric] / b_reps[i][metric] for i in a_reps
+              if i in b_reps and metric in a_reps[i] and b_reps[i].get(metric)]
+    return statistics.median(ratios) if ratios else None
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if unit in ("M/s", "M ops/s"):
+        return f"{v / 1e6:.2f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def params_label(params):
+    return ", ".join(f"{k} {v}" for k, v in params) if params else ""
+
+
+def summarize(runs):
+    """results.json rows: one per (group, lib, params) with medians and
+    srcu's paired ratio against it."""
+    rows = []
+    for (group, lib, params), reps in sorted(
+            runs.items(), key=lambda kv: (kv[0][0], kv[0][2], lib_key(kv[0][1]))):
+        metric, unit, lower = METRICS[group]
+        row = {"group": group, "library": lib, "params": dict(params), "repetitions": len(reps),
+               "metric": metric, "unit": unit, "lower_is_better": lower,
+               "median": median_of(reps, metric)}
+        values = [e[metric] for e in reps.values() if metric in e]
+        if len(values) > 1 and statistics.mean(values):
+            # Spread across repetitions: coefficient of variation.
+            row["cv"] = statistics.stdev(values) / statistics.mean(values)
+        for extra in ("p99_us", "max_us", "peak_rss_MiB", "gp_per_call", "gp_per_s",
+                      "items_per_second", "threads_added"):
+            agg = max if extra == "max_us" else statistics.median
+            v = median_of(reps, extra, agg)
+            if v is not None:
+                row[extra] = v
+        srcu_lib = SRCU.get(group, "srcu")
+        srcu_reps = runs.get((group, srcu_lib, params))
+        if srcu_reps is not None and lib != srcu_lib and not lib.startswith("srcu"):
+            row["srcu_ratio"] = paired_ratio(srcu_reps, reps, metric)
+        rows.append(row)
+    return rows
+
+
+def cell(r, unit):
+    """'median ±spread% (ratio×)' for one row."""
+    text = fmt(r["median"], unit)
+    if r.get("cv", 0) > NOISY_CV:
+        text += f" ±{100 * r['cv']:.0f}%"
+    if r.get("srcu_ratio") is not None:
+        text += f" ({r['srcu_ratio']:.2f}×)"
+    return text
+
+
+def table(rows, group, title, note, columns_by="params"):
+    """A markdown table: one line per params, one column per library."""
+    metric, unit, lower = METRICS[group]
+    sel = [r for r in rows if r["group"] == group]
+    if not sel:
+        return ""
+    libs = sorted({r["library"] for r in sel}, key=lib_key)
+    keys = []
+    for r in sel:
+        k = tuple(r["params"].items())
+        if k not in keys:
+            keys.append(k)
+    out = [f"### {title}", "", note, "",
+           "| " + " | ".join(["case"] + libs) + " |",
+           "|" + "---|" + "---:|" * len(libs)]
+    for k in keys:
+        cells = [params_label(k) or "–"]
+        for lib in libs:
+            r = next((r for r in sel if r["library"] == lib and tuple(r["params"].items()) == k), None)
+            if r is None:
+                cells.append("")
+                continue
+            cells.append(cell(r, unit))
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    return "\n".join(out)
+
+
+def losses(rows):
+    """Rows where srcu is worse than a competitor (paired ratio)."""
+    out = []
+    for r in rows:
+        ratio = r.get("srcu_ratio")
+        if ratio is None:
+            continue
+        worse = ratio > 1.0 if r["lower_is_better"] else ratio < 1.0
+        if worse:
+            out.append(f"- {r['group']} ({params_label(tuple(r['params'].items())) or 'one case'}): "
+                       f"srcu {ratio:.2f}× {r['library']} "
+                       f"({'lower' if r['lower_is_better'] else 'higher'} is better)")
+    return out
+
+
+def machine(raw):
+    ctx = raw["context"]
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": ctx.get("date"), "host": ctx.get("host_name"), "cpus": ctx.get("num_cpus"),
+        "cpu_model": model, "mhz": ctx.get("mhz_per_cpu"), "kernel": platform.release(),
+        "srcu": ctx.get("srcu_version"), "liburcu": ctx.get("liburcu_version"),
+        "ck": ctx.get("ck_version"), "google_benchmark": ctx.get("benchmark_version"),
+        "compiler": ctx.get("compiler"), "cxx_flags": ctx.get("cxx_flags", "").strip(),
+        "pinning": ctx.get("pinning"),
+    }
+
+
+def load_quantiles(samples_path, iterations):
+    """name -> averaged quantile curve [(p, us)] over the lines of reported
+    runs (lines whose n is an iteration count the JSON reported)."""
+    curves = defaultdict(list)
+    if not samples_path or not os.path.exists(samples_path):
+        return {}
+    with open(samples_path) as f:
+        for line in f:
+            s = json.loads(line)
+            reported = {n for run, ns in iterations.items()
+                        if run.startswith(s["name"] + "/") for n in ns}
+            if s["n"] in reported:
+                curves[s["name"]].append(s["q"])
+    out = {}
+    for name, qs in curves.items():
+        points = len(qs[0])
+        out[name] = [(qs[0][i][0], statistics.median(q[i][1] for q in qs)) for i in range(points)]
+    return out
+
+
+def plots(rows, quantiles, outdir, m):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    label = f"{m['cpu_model']}, {m['cpus']} CPUs, {m['date'][:10]}"
+    made = []
+    palette = plt.get_cmap("tab20").colors
+    all_libs = sorted({r["library"] for r in rows}, key=lib_key)
+
+    def color(lib):  # one colour per library in every plot
+        return palette[all_libs.index(lib) % len(palette)] if lib in all_libs else None
+
+    # Read-side cost per library against threads.
+    sel = [r for r in rows if r["group"] == "reader_pair"]
+    if sel:
+        fig, ax = plt.subplots(figsize=(9, 5.5))
+        for lib in sorted({r["library"] for r in sel}, key=lib_key):
+            pts = sorted((r["params"]["threads"], r["median"]) for r in sel if r["library"] == lib)
+            style = "-" if lib.startswith("srcu") else "--"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=lib,
+                    color=color(lib))
+        ax.set_yscale("log")
+        ax.set_xticks(sorted({r["params"]["threads"] for r in sel}))
+        ax.set_xlabel("reader threads (more than CPUs: oversubscribed)")
+        ax.set_ylabel("CPU-ns per lock+unlock pair (log)")
+        ax.set_title(f"Read-side cost\n{label}", fontsize=10)
+        ax.axvline(m["cpus"], color="grey", lw=0.8, ls=":")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, "reader_cost.png"), dpi=110)
+        made.append("reader_cost.png")
+        plt.close(fig)
+
+    # Synchronize latency CDFs, one panel per number of spinning readers.
+    by_readers = defaultdict(dict)
+    for name, curve in quantiles.items():
+        _, lib, params = parse_name(name)
+        by_readers[dict(params).get("readers", 0)][lib] = curve
+    if by_readers:
+        panels = sorted(by_readers)
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.8), sharey=True)
+        if len(panels) == 1:
+            axes = [axes]
+        for ax, readers in zip(axes, panels):
+            for lib in sorted(by_readers[readers], key=lib_key):
+                curve = by_readers[readers][lib]
+                style = "-" if lib.startswith("srcu") else "--"
+                ax.plot([max(v, 1e-3) for _, v in curve], [p for p, _ in curve], style, label=lib,
+                        color=color(lib))
+            ax.set_xscale("log")
+            ax.set_xlabel("synchronize latency (µs, log)")
+            ax.set_title(f"{readers} reader thread(s) spinning", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].set_ylabel("fraction of calls ≤ x")
+        axes[-1].legend(fontsize=8)
+        fig.suptitle(f"Grace-period latency CDF — {label}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, "sync_latency_cdf.png"), dpi=110)
+        made.append("sync_latency_cdf.png")
+        plt.close(fig)
+
+    # Hash-map throughput: one panel per update share, bars per thread count.
+    sel = [r for r in rows if r["group"] == "hash_map"]
+    if sel:
+        mixes = sorted({r["params"]["update_permille"] for r in sel})
+        threads = sorted({r["params"]["threads"] for r in sel})
+        libs = sorted({r["library"] for r in sel}, key=lib_key)
+        fig, axes = plt.subplots(1, len(mixes), figsize=(7 * len(mixes), 5))
+        if len(mixes) == 1:
+            axes = [axes]
+        width = 0.8 / len(threads)
+        for ax, mix in zip(axes, mixes):
+            for j, t in enumerate(threads):
+                ys = []
+                for lib in libs:
+                    r = next((r for r in sel if r["library"] == lib and
+                              r["params"] == {"threads": t, "update_permille": mix}), None)
+                    ys.append(r["median"] / 1e6 if r else 0)
+                ax.bar([i + j * width for i in range(len(libs))], ys, width, label=f"{t} threads")
+            ax.set_xticks([i + width * (len(threads) - 1) / 2 for i in range(len(libs))])
+            ax.set_xticklabels(libs, rotation=30, ha="right", fontsize=8)
+            ax.set_ylabel("M operations/s (all threads)")
+            ax.set_title(f"{100 - mix / 10:g}% lookups / {mix / 10:g}% replacements", fontsize=10)
+            ax.grid(True, axis="y", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"Hash map, 100,000 keys — {label}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, "hash_map.png"), dpi=110)
+        made.append("hash_map.png")
+        plt.close(fig)
+    return made
+
+
+def markdown(rows, m, made, raw_name):
+    lines = [
+        "# srcu_bench report",
+        "",
+        f"Generated by `bench/report.py` from `{raw_name}`; do not edit by hand.",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['cpus']} CPUs, Linux {m['kernel']} (`{m['host']}`)",
+        f"- Date: {m['date']}",
+        f"- Versions: srcu {m['srcu']}, liburcu {m['liburcu']}, ck {m['ck']}, "
+        f"Google Benchmark {m['google_benchmark']}, {m['compiler']}, flags `{m['cxx_flags']}`",
+        f"- Pinning: {m['pinning']}; repetitions interleaved at random; figures are medians; "
+        "(N×) is srcu divided by that library, repetition by repetition, median of the ratios "
+        "(below 1 is better for srcu where lower is better, above 1 where higher is better). "
+        f"±N% marks a figure whose repetitions spread more than {NOISY_CV:.0%} "
+        "(coefficient of variation).",
+        "",
+    ]
+    lines += [f"![{p}]({p})" for p in made] + [""]
+    lines.append(table(rows, "reader_pair", "Read-side cost (CPU-ns per lock + read + unlock)",
+                       "Threads beyond the CPU count oversubscribe. urcu-qsbr's pair is empty; "
+                       "its readers pay a quiescent-state announcement every 1,024 pairs."))
+    lines.append(table(rows, "sync_latency", "Grace-period latency, median (µs)",
+                       "One updater on CPU 0; `readers` threads spin in read sections of the "
+                       "same library. Ratios are srcu's synchronize_expedited against each."))
+    lines.append(table(rows, "concurrent_updaters", "Concurrent updaters (µs per synchronize, per thread)",
+                       "k threads each calling synchronize 500 times; srcu's gp_per_call in results.json "
+                       "shows how many grace periods the calls shared."))
+    lines.append(table(rows, "defer_enqueue", "Deferral enqueue cost (ns per call)",
+                       "srcu call(), srcu retire() (allocates a node), urcu call_rcu(), ck_epoch_call() "
+                       "(plus ck_epoch_poll() every 64 calls: ck has no thread)."))
+    lines.append(table(rows, "defer_1M", "1,000,000 deferrals end to end (M callbacks/s)",
+                       "From the first enqueue until barrier() returns; peak RSS in results.json."))
+    lines.append(table(rows, "defer_latency", "Deferral to invocation, one at a time, idle (µs, median)",
+                       "srcu batches call()s for domain_options::callback_delay (1 ms by default) "
+                       "before their grace period starts; urcu's call_rcu thread sleeps 10 ms "
+                       "between batches. ck has no thread (its caller dispatches), so no row."))
+    lines.append(table(rows, "hash_map", "Read-mostly hash map, 100,000 keys (M ops/s)",
+                       "Every thread mixes lookups with replacements (update_permille per 1,000); "
+                       "one writer at a time. RCU-style libraries defer the old entry's free, "
+                       "lock-based ones free it under the write lock, shared_ptr frees on the last "
+                       "reference."))
+    lines.append(table(rows, "memory_per_domain", "Memory per domain (bytes, 100,000 domains)",
+                       "Resident-set growth per domain object used once by one thread; urcu has "
+                       "no domains (one global instance per flavour)."))
+    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (bytes, 1,000 threads)",
+                       "Resident-set growth when a thread starts reading (registration, slot, record)."))
+    lost = losses(rows)
+    lines += ["### Where srcu loses in this run", ""] + (lost or ["- nowhere"]) + [""]
+    return "\n".join(lines)
+
+
+def update_readme(readme, rows, m):
+    begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
+    with open(readme) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        print(f"report: {readme} has no {begin} ... {end} block; left alone", file=sys.stderr)
+        return
+
+    def get(group, lib, **params):
+        r = next((r for r in rows if r["group"] == group and r["library"] == lib
+                  and r["params"] == params), None)
+        return r
+
+    n = m["cpus"]
+    pick = [
+        ("read_lock + read_unlock, 1 thread (ns)", "reader_pair", {"threads": 1}, "ns"),
+        (f"read_lock + read_unlock, {2 * n} threads on {n} CPUs (CPU-ns)", "reader_pair",
+         {"threads": 2 * n}, "ns"),
+        ("grace period, no reader (µs, p50; srcu: synchronize_expedited)", "sync_latency",
+         {"readers": 0}, "µs"),
+        ("grace period, 1 reader spinning (µs, p50)", "sync_latency", {"readers": 1}, "µs"),
+        ("deferral enqueue, 1 thread (ns)", "defer_enqueue", {"threads": 1}, "ns"),
+        ("1 M deferrals end to end (M/s)", "defer_1M", {}, "M/s"),
+        (f"hash map 99/1, {n} threads (M ops/s)", "hash_map", {"threads": n, "update_permille": 10}, "M ops/s"),
+        (f"hash map 90/10, {n} threads (M ops/s)", "hash_map", {"threads": n, "update_permille": 100}, "M ops/s"),
+    ]
+    libs = ["srcu", "urcu-memb", "urcu-qsbr", "ck_epoch", "std::shared_mutex", "std::shared_ptr"]
+    out = [begin,
+           f"Measured {m['date'][:10]} on {m['cpu_model']} ({n} CPUs, Linux {m['kernel']}); "
+           f"srcu {m['srcu']}, liburcu {m['liburcu']}, ck {m['ck']}, {m['compiler']} `{m['cxx_flags']}`. "
+           "Medians of interleaved repetitions; (N×) is srcu's paired ratio; ±N% marks a "
+           f"spread over {NOISY_CV:.0%}. Full report, "
+           "every library and the plots: [docs/perf/report.md](docs/perf/report.md).",
+           "",
+           "| | " + " | ".join(libs) + " |",
+           "|---|" + "---:|" * len(libs)]
+    for title, group, params, unit in pick:
+        cells = []
+        for lib in libs:
+            srcu_lib = "srcu-expedited" if group == "sync_latency" and lib == "srcu" else lib
+            r = get(group, srcu_lib, **params)
+            cells.append("–" if r is None else cell(r, unit))
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out += ["", "![read-side cost](docs/perf/reader_cost.png)",
+            "![synchronize latency](docs/perf/sync_latency_cdf.png)",
+            "![hash map](docs/perf/hash_map.png)", end]
+    text = text[:text.index(begin)] + "\n".join(out) + text[text.index(end) + len(end):]
+    with open(readme, "w") as f:
+        f.write(text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--samples")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--readme")
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+
+    raw, runs, iterations = load(args.raw)
+    if not runs:
+        sys.exit("report: no benchmark rows in " + args.raw)
+    rows = summarize(runs)
+    m = machine(raw)
+    os.makedirs(args.out, exist_ok=True)
+    made = [] if args.no_plots else plots(rows, load_quantiles(args.samples, iterations), args.out, m)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"machine": m, "rows": rows}, f, indent=1)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(markdown(rows, m, made, os.path.basename(args.raw)))
+    if args.readme:
+        update_readme(args.readme, rows, m)
+    print(f"report: {len(rows)} rows, plots {', '.join(made) or 'none'} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
