@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <new>
 
@@ -22,10 +23,11 @@ domain_state::domain_state(domain* s, const domain_options& options)
       name(options.name != nullptr ? options.name : "srcu"),
       stall_timeout(options.stall_timeout) {
   cb_executor = options.callback_executor;
-  cb_delay_ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options.callback_delay).count() > 0
-          ? std::chrono::duration_cast<std::chrono::nanoseconds>(options.callback_delay).count()
-          : 0);
+  // Saturating: microseconds::max() ("only barrier() hurries them") must
+  // not overflow into a short delay. Capped at about 292 years.
+  constexpr std::int64_t kMaxDelayUs = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
+  const std::int64_t delay_us = options.callback_delay.count();
+  cb_delay_ns = delay_us <= 0 ? 0 : static_cast<std::uint64_t>(std::min(delay_us, kMaxDelayUs)) * 1000;
   engine_slot.node.owner = this;
   callback_slot.node.owner = this;
 }

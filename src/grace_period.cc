@@ -205,7 +205,8 @@ service_result engine_step(domain_state* d) {
     // the delay is over. A barrier() waiter cuts it short (it counts itself
     // in cb_barrier_waiters, then kicks).
     const std::uint64_t now = monotonic_ns();
-    const std::uint64_t due = d->cb_last_drain_ns + d->cb_delay_ns;
+    const std::uint64_t due =
+        d->cb_last_drain_ns == 0 ? 0 : d->cb_last_drain_ns + d->cb_delay_ns;  // 0: never drained
     if (now < due && d->cb_barrier_waiters.load(std::memory_order_seq_cst) == 0) {
       d->engine_slot.step_again_at_ns = due;
     } else if (d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()

@@ -53,12 +53,13 @@ TEST(Callbacks, RunAfterPreexistingReaderEnds) {
   EXPECT_EQ(runs.load(), 2);
 }
 
-// Sequence: callback_delay is an hour; one call() and a barrier() (the
-// engine's last drain is now); 100 call()s; 50 ms pass; barrier().
-// During the 50 ms none of the 100 may run or start a grace period (they
-// wait for company); barrier() must not wait out the hour.
+// Sequence: callback_delay is microseconds::max() ("never on its own"; it
+// must saturate, not overflow into a short delay); one call() and a
+// barrier() (the engine's last drain is now); 100 call()s; 50 ms pass;
+// barrier(). During the 50 ms none of the 100 may run or start a grace
+// period (they wait for company); barrier() must not wait out the delay.
 TEST(Callbacks, CallbackDelayBatchesAndBarrierCutsItShort) {
-  srcu::domain d({.name = "cb-delay", .callback_delay = std::chrono::hours(1)});
+  srcu::domain d({.name = "cb-delay", .callback_delay = std::chrono::microseconds::max()});
   std::atomic<int> runs{0};
   std::vector<counted> heads(101);
   for (counted& c : heads) c.runs = &runs;
