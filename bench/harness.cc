@@ -171,6 +171,12 @@ void register_map_rows(const char* name, void (*fn)(benchmark::State&)) {
     for (int permille : {10, 100}) rows->Args({t, permille});
   }
   rows->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  // The noisiest rows (each repetition builds its map anew, so its memory
+  // layout differs) may get more repetitions than the rest: bench/run asks
+  // for 8 through SRCU_BENCH_MAP_REPETITIONS.
+  if (const char* reps = std::getenv("SRCU_BENCH_MAP_REPETITIONS")) {
+    if (const int n = std::atoi(reps); n > 0) rows->Repetitions(n);
+  }
 }
 
 }  // namespace bench

@@ -174,7 +174,7 @@ void reader_pair(benchmark::State& state) {
 }
 
 // =====================================================================================
-// 2. Grace-period latency: each call timed on its own, with 0, 1 or CPUs
+// 2. Grace-period latency: each call timed on its own, with 0, 1 or CPUs - 1
 //    threads spinning in read sections of the same library. Counters:
 //    p50_us, p99_us, max_us; quantiles go to the samples file.
 // =====================================================================================
@@ -252,23 +252,31 @@ void concurrent_updaters(benchmark::State& state, Sync sync) {
   if constexpr (has_grace_periods<Lib>) gp_before = Lib::grace_periods();
   double total_seconds = 0;
   for (auto _ : state) {
+    // Each thread times its own calls, after the start signal and before
+    // its scope is torn down; the run is the first start to the last end.
+    // The signal is a flag the threads spin on (yielding), not a futex, so
+    // no wake-up is timed either.
     std::latch ready(callers);
-    std::latch go(1);
+    std::atomic<bool> go{false};
+    std::vector<clock_type::time_point> starts(static_cast<std::size_t>(callers));
+    std::vector<clock_type::time_point> ends(static_cast<std::size_t>(callers));
     std::vector<std::thread> threads;
     for (int i = 0; i < callers; ++i) {
       threads.emplace_back([&, i] {
         pinned pin(i);
         [[maybe_unused]] typename Lib::updater_scope scope;
         ready.count_down();
-        go.wait();
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        starts[static_cast<std::size_t>(i)] = clock_type::now();
         for (int n = 0; n < kCallsPerUpdater; ++n) sync();
+        ends[static_cast<std::size_t>(i)] = clock_type::now();
       });
     }
     ready.wait();
-    const auto t0 = clock_type::now();
-    go.count_down();
+    go.store(true, std::memory_order_release);
     for (std::thread& t : threads) t.join();
-    const double s = seconds_between(t0, clock_type::now());
+    const double s = seconds_between(*std::min_element(starts.begin(), starts.end()),
+                                     *std::max_element(ends.begin(), ends.end()));
     state.SetIterationTime(s);
     total_seconds += s;
   }
@@ -335,7 +343,9 @@ void defer_enqueue(benchmark::State& state) {
 
 // 4b. End to end: 1,000,000 deferrals from one thread, first enqueue until
 // barrier() returns. Counters: callbacks_per_s; peak_rss_MiB (VmHWM, reset
-// at the start of the row when the kernel allows: hwm_reset = 1).
+// at the start of the row when the kernel allows: hwm_reset = 1) and
+// peak_growth_MiB, the peak over the row's starting RSS: the heads (16 MiB
+// for 16-byte heads) plus whatever the library allocated on top.
 inline constexpr std::size_t kEndToEndCallbacks = 1'000'000;
 
 bool trim_and_reset_peak();  // malloc_trim + reset_peak_rss
@@ -347,6 +357,7 @@ void defer_end_to_end(benchmark::State& state) {
   [[maybe_unused]] typename Lib::updater_scope scope;  // an updater only enqueues (above)
   Lib::barrier();  // nothing of an earlier row still queued
   const bool hwm_reset = trim_and_reset_peak();
+  const std::int64_t rss_start = resident_bytes();
   std::vector<head> heads(kEndToEndCallbacks);
   double total_seconds = 0;
   for (auto _ : state) {
@@ -368,6 +379,7 @@ void defer_end_to_end(benchmark::State& state) {
   state.counters["callbacks_per_s"] = static_cast<double>(kEndToEndCallbacks) *
                                       static_cast<double>(state.iterations()) / total_seconds;
   state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["peak_growth_MiB"] = peak_rss_mib() - static_cast<double>(rss_start) / (1 << 20);
   state.counters["hwm_reset"] = hwm_reset ? 1 : 0;
 }
 
@@ -665,13 +677,13 @@ void memory_per_thread(benchmark::State& state) {
         std::free(std::malloc(64));  // this thread's malloc arena exists before "before"
         sync.arrive_and_wait();      // 1: measure before
         sync.arrive_and_wait();      // 2: use the library
-        {
+        if constexpr (has_domain_object<Lib>) {
+          own->touch();  // the domain object's own registration, nothing global
+          sync.arrive_and_wait();  // 3: measure after
+          sync.arrive_and_wait();  // 4: done
+        } else {
           [[maybe_unused]] typename Lib::reader_scope scope;
-          if constexpr (has_domain_object<Lib>) {
-            own->touch();
-          } else {
-            typename Lib::read_guard g;
-          }
+          { typename Lib::read_guard g; }
           sync.arrive_and_wait();  // 3: measure after
           sync.arrive_and_wait();  // 4: done
         }
@@ -701,8 +713,11 @@ void register_sync_rows(const char* name, Sync sync) {
   const std::string row = row_name("sync_latency", name);
   auto* latency = benchmark::RegisterBenchmark(
       row.c_str(), [row, sync](benchmark::State& state) { sync_latency<Lib>(state, row, sync); });
-  latency->ArgName("readers")->Arg(0)->Arg(1);
-  if (cpu_count() > 1) latency->Arg(cpu_count());
+  // Readers on CPUs 1.. (the updater has CPU 0 to itself): 0, 1 and
+  // CPUs - 1 spinning readers; never oversubscribed.
+  latency->ArgName("readers")->Arg(0);
+  if (cpu_count() > 1) latency->Arg(1);
+  if (cpu_count() > 2) latency->Arg(cpu_count() - 1);
   latency->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark(
       row_name("concurrent_updaters", name).c_str(),

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
 
   bench::run_warmers();
   benchmark::AddCustomContext("srcu_version", SRCU_VERSION_STRING);
+  benchmark::AddCustomContext("allowed_cpus", std::to_string(bench::cpu_count()));
   benchmark::AddCustomContext("liburcu_version", SRCU_BENCH_URCU_VERSION);
   benchmark::AddCustomContext("ck_version", SRCU_BENCH_CK_VERSION);
   benchmark::AddCustomContext("benchmark_version", SRCU_BENCH_BENCHMARK_VERSION);

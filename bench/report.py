@@ -3,10 +3,11 @@
 
 Input: Google Benchmark's JSON (--benchmark_out, every repetition kept) and
 the latency quantiles srcu_bench wrote with --samples_out. Every figure is
-the median over repetitions; every ratio is computed pair by pair (srcu's
-repetition i against the competitor's repetition i, both from this run) and
-the median of those ratios is reported. Nothing is carried over from an
-earlier run.
+the median over repetitions; every ratio is srcu's median over the
+competitor's, both from this run (repetitions interleaved at random), with a
+90% bootstrap interval over the repetitions: where the interval includes 1,
+the table marks the ratio "~" (no difference shown). Nothing is carried over
+from an earlier run.
 
 Usage: report.py --raw RAW.json --samples SAMPLES.jsonl --out DIR [--readme README.md]
 """
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 from collections import defaultdict
@@ -65,7 +67,7 @@ def parse_name(run_name):
 def load(raw_path):
     with open(raw_path) as f:
         raw = json.load(f)
-    ncpu = raw["context"]["num_cpus"]
+    ncpu = int(raw["context"].get("allowed_cpus", raw["context"]["num_cpus"]))
     runs = defaultdict(dict)  # (group, lib, params) -> {rep: entry}
     iterations = defaultdict(set)  # run_name -> iteration counts reported
     errors = [f"{b['name']}: {b.get('error_message')}" for b in raw["benchmarks"]
@@ -80,10 +82,13 @@ def load(raw_path):
             continue
         entry = dict(b)
         if group == "reader_pair":
-            threads = dict(params)["threads"]
-            # CPU-nanoseconds per pair: with more threads than CPUs the CPUs,
-            # not the threads, are what the pairs share.
-            entry["ns_per_pair"] = 1e9 * min(threads, ncpu) / b["items_per_second"]
+            # CPU-nanoseconds per pair: the threads' CPU time (Google
+            # Benchmark sums it over threads) over all pairs. With more threads
+            # than CPUs this charges what the pairs cost, not the time a
+            # thread waited for its CPU; a wall-time figure would also be
+            # skewed when threads do not divide evenly over CPUs.
+            assert b["time_unit"] == "ns", b["name"]
+            entry["ns_per_pair"] = b["cpu_time"]
         runs[(group, lib, params)][b.get("repetition_index", 0)] = entry
         iterations[b["run_name"]].add(b["iterations"])
     return raw, runs, iterations
@@ -94,11 +99,23 @@ def median_of(reps, metric, agg=statistics.median):
     return agg(values) if values else None
 
 
-def paired_ratio(a_reps, b_reps, metric):
-    """Median over shared repetition indices of a_i / b_i."""
-    ratios = [a_reps[i][metric] / b_reps[i][metric] for i in a_reps
-              if i in b_reps and metric in a_reps[i] and b_reps[i].get(metric)]
-    return statistics.median(ratios) if ratios else None
+def ratio_with_interval(a_reps, b_reps, metric, resamples=2000):
+    """median(a) / median(b), and a 90% bootstrap interval: resample each
+    side's repetitions with replacement (fixed seed: the report is
+    reproducible from raw.json)."""
+    a = [e[metric] for e in a_reps.values() if metric in e]
+    b = [e[metric] for e in b_reps.values() if e.get(metric)]
+    if not a or not b or statistics.median(b) == 0:
+        return None, None, None
+    rng = random.Random(12345)
+    boot = []
+    for _ in range(resamples):
+        mb = statistics.median(rng.choices(b, k=len(b)))
+        if mb:
+            boot.append(statistics.median(rng.choices(a, k=len(a))) / mb)
+    boot.sort()
+    lo, hi = boot[int(0.05 * len(boot))], boot[int(0.95 * len(boot)) - 1]
+    return statistics.median(a) / statistics.median(b), lo, hi
 
 
 def fmt(v, unit=""):
@@ -121,7 +138,7 @@ def params_label(params):
 
 def summarize(runs):
     """results.json rows: one per (group, lib, params) with medians and
-    srcu's paired ratio against it."""
+    srcu's ratio (with its 90% interval) against it."""
     rows = []
     for (group, lib, params), reps in sorted(
             runs.items(), key=lambda kv: (kv[0][0], kv[0][2], lib_key(kv[0][1]))):
@@ -133,7 +150,7 @@ def summarize(runs):
         if len(values) > 1 and statistics.mean(values):
             # Spread across repetitions: coefficient of variation.
             row["cv"] = statistics.stdev(values) / statistics.mean(values)
-        for extra in ("p99_us", "max_us", "peak_rss_MiB", "gp_per_call", "gp_per_s",
+        for extra in ("p99_us", "max_us", "peak_rss_MiB", "peak_growth_MiB", "gp_per_call", "gp_per_s",
                       "items_per_second", "threads_added"):
             agg = max if extra == "max_us" else statistics.median
             v = median_of(reps, extra, agg)
@@ -142,24 +159,32 @@ def summarize(runs):
         srcu_lib = SRCU.get(group, "srcu")
         srcu_reps = runs.get((group, srcu_lib, params))
         if srcu_reps is not None and lib != srcu_lib and not lib.startswith("srcu"):
-            row["srcu_ratio"] = paired_ratio(srcu_reps, reps, metric)
+            ratio, lo, hi = ratio_with_interval(srcu_reps, reps, metric)
+            if ratio is not None:
+                row["srcu_ratio"], row["srcu_ratio_90"] = ratio, [lo, hi]
         rows.append(row)
     return rows
 
 
-def cell(r, unit):
-    """'median ±spread% (ratio×)' for one row."""
+def cell(r, unit, field=None):
+    """'median ±spread% (ratio×)' for one row; `field` shows another
+    figure of the row instead, alone."""
+    if field is not None:
+        return fmt(r.get(field), unit)
     text = fmt(r["median"], unit)
     if r.get("cv", 0) > NOISY_CV:
         text += f" ±{100 * r['cv']:.0f}%"
     if r.get("srcu_ratio") is not None:
-        text += f" ({r['srcu_ratio']:.2f}×)"
+        lo, hi = r["srcu_ratio_90"]
+        text += f" ({r['srcu_ratio']:.2f}×{' ~' if lo <= 1.0 <= hi else ''})"
     return text
 
 
-def table(rows, group, title, note, columns_by="params"):
+def table(rows, group, title, note, field=None, field_unit=""):
     """A markdown table: one line per params, one column per library."""
     metric, unit, lower = METRICS[group]
+    if field is not None:
+        unit = field_unit
     sel = [r for r in rows if r["group"] == group]
     if not sel:
         return ""
@@ -179,24 +204,26 @@ def table(rows, group, title, note, columns_by="params"):
             if r is None:
                 cells.append("")
                 continue
-            cells.append(cell(r, unit))
+            cells.append(cell(r, unit, field))
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     return "\n".join(out)
 
 
 def losses(rows):
-    """Rows where srcu is worse than a competitor (paired ratio)."""
+    """Rows where srcu is worse than a competitor, the whole 90% interval
+    of the ratio on the wrong side of 1."""
     out = []
     for r in rows:
         ratio = r.get("srcu_ratio")
         if ratio is None:
             continue
-        worse = ratio > 1.0 if r["lower_is_better"] else ratio < 1.0
+        lo, hi = r["srcu_ratio_90"]
+        worse = lo > 1.0 if r["lower_is_better"] else hi < 1.0
         if worse:
             out.append(f"- {r['group']} ({params_label(tuple(r['params'].items())) or 'one case'}): "
-                       f"srcu {ratio:.2f}× {r['library']} "
-                       f"({'lower' if r['lower_is_better'] else 'higher'} is better)")
+                       f"srcu {ratio:.2f}× {r['library']} (90% interval {lo:.2f}–{hi:.2f}; "
+                       f"{'lower' if r['lower_is_better'] else 'higher'} is better)")
     return out
 
 
@@ -212,7 +239,7 @@ def machine(raw):
     except OSError:
         pass
     return {
-        "date": ctx.get("date"), "host": ctx.get("host_name"), "cpus": ctx.get("num_cpus"),
+        "date": ctx.get("date"), "host": ctx.get("host_name"), "cpus": int(ctx.get("allowed_cpus", ctx.get("num_cpus"))),
         "cpu_model": model, "mhz": ctx.get("mhz_per_cpu"), "kernel": platform.release(),
         "srcu": ctx.get("srcu_version"), "liburcu": ctx.get("liburcu_version"),
         "ck": ctx.get("ck_version"), "google_benchmark": ctx.get("benchmark_version"),
@@ -347,8 +374,9 @@ def markdown(rows, m, made, raw_name):
         f"- Versions: srcu {m['srcu']}, liburcu {m['liburcu']}, ck {m['ck']}, "
         f"Google Benchmark {m['google_benchmark']}, {m['compiler']}, flags `{m['cxx_flags']}`",
         f"- Pinning: {m['pinning']}; repetitions interleaved at random; figures are medians; "
-        "(N×) is srcu divided by that library, repetition by repetition, median of the ratios "
-        "(below 1 is better for srcu where lower is better, above 1 where higher is better). "
+        "(N×) is srcu's median divided by that library's (below 1 is better for srcu where "
+        "lower is better, above 1 where higher is better); ~ after it: its 90% bootstrap "
+        "interval includes 1, so this run shows no difference. "
         f"±N% marks a figure whose repetitions spread more than {NOISY_CV:.0%} "
         "(coefficient of variation).",
         "",
@@ -367,7 +395,11 @@ def markdown(rows, m, made, raw_name):
                        "srcu call(), srcu retire() (allocates a node), urcu call_rcu(), ck_epoch_call() "
                        "(plus ck_epoch_poll() every 64 calls: ck has no thread)."))
     lines.append(table(rows, "defer_1M", "1,000,000 deferrals end to end (M callbacks/s)",
-                       "From the first enqueue until barrier() returns; peak RSS in results.json."))
+                       "From the first enqueue until barrier() returns."))
+    lines.append(table(rows, "defer_1M", "1,000,000 deferrals: peak RSS growth (MiB)",
+                       "Peak resident set over the row's start: the 1,000,000 caller-owned heads "
+                       "plus what the library allocates (srcu-retire: a node per call).",
+                       field="peak_growth_MiB", field_unit="MiB"))
     lines.append(table(rows, "defer_latency", "Deferral to invocation, one at a time, idle (µs, median)",
                        "srcu batches call()s for domain_options::callback_delay (1 ms by default) "
                        "before their grace period starts; urcu's call_rcu thread sleeps 10 ms "
@@ -383,7 +415,8 @@ def markdown(rows, m, made, raw_name):
     lines.append(table(rows, "memory_per_thread", "Memory per reader thread (bytes, 1,000 threads)",
                        "Resident-set growth when a thread starts reading (registration, slot, record)."))
     lost = losses(rows)
-    lines += ["### Where srcu loses in this run", ""] + (lost or ["- nowhere"]) + [""]
+    lines += ["### Where srcu loses in this run (90% interval entirely on the wrong side of 1)", ""]
+    lines += (lost or ["- nowhere"]) + [""]
     return "\n".join(lines)
 
 
@@ -417,7 +450,8 @@ def update_readme(readme, rows, m):
     out = [begin,
            f"Measured {m['date'][:10]} on {m['cpu_model']} ({n} CPUs, Linux {m['kernel']}); "
            f"srcu {m['srcu']}, liburcu {m['liburcu']}, ck {m['ck']}, {m['compiler']} `{m['cxx_flags']}`. "
-           "Medians of interleaved repetitions; (N×) is srcu's paired ratio; ±N% marks a "
+           "Medians of interleaved repetitions; (N×) is srcu's median over that library's, ~ when "
+           "its 90% bootstrap interval includes 1; ±N% marks a "
            f"spread over {NOISY_CV:.0%}. Full report, "
            "every library and the plots: [docs/perf/report.md](docs/perf/report.md).",
            "",
