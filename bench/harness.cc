@@ -74,6 +74,11 @@ std::int64_t resident_bytes() {
   return got == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
+std::int64_t heap_bytes() {
+  const struct mallinfo2 mi = mallinfo2();
+  return static_cast<std::int64_t>(mi.uordblks + mi.hblkhd);
+}
+
 namespace {
 // A "Field:   1234 kB" line of /proc/self/status, as a number; -1 if absent.
 double proc_status(const char* field) {

@@ -84,6 +84,10 @@ class pinned {
 
 // Resident set size of the process, in bytes (/proc/self/statm).
 std::int64_t resident_bytes();
+// Bytes the process has allocated with malloc and not freed, all arenas
+// (glibc mallinfo2: in-use chunks plus mmapped ones). Unlike the RSS it
+// sees an allocation that lands on a page already touched.
+std::int64_t heap_bytes();
 // Threads of the process (/proc/self/status).
 int process_threads();
 // VmHWM (peak RSS) in MiB; reset_peak_rss() sets it back to the current RSS.
@@ -137,6 +141,17 @@ template <class Lib>
 concept has_grace_periods = requires { { Lib::grace_periods() } -> std::convertible_to<std::uint64_t>; };
 template <class Lib>
 concept has_domain_object = requires(typename Lib::domain_object& d) { d.touch(); };
+
+// Per-thread static TLS the library has in every thread of the process,
+// used or not (memory rows report it beside what is allocated).
+template <class Lib>
+constexpr double static_tls_bytes() {
+  if constexpr (requires { Lib::static_tls_bytes; }) {
+    return static_cast<double>(Lib::static_tls_bytes);
+  } else {
+    return 0;
+  }
+}
 
 // QSBR readers must say, now and then, that they hold no reference; every
 // other library ignores this. Called once per operation, outside sections.
@@ -625,8 +640,10 @@ void hash_map(benchmark::State& state) {
 //    thread) and per reader thread (1,000 threads each entering one read
 //    section: of a domain object of its own where the library has them, so
 //    the 1,000 slots or records do not stay behind in the domain the other
-//    rows scan). Resident-set growth; the threads exist and have touched
-//    malloc before the "before" reading, so only the library's share counts.
+//    rows scan). bytes_per_*: heap growth (mallinfo2); rss_per_*: resident
+//    growth (page-granular: an allocation on an already touched page shows
+//    as 0); static_tls_bytes: TLS every thread has anyway. The threads exist
+//    and have touched malloc before the "before" readings.
 // =====================================================================================
 
 inline constexpr int kMemoryDomains = 100'000;
@@ -649,18 +666,21 @@ void memory_per_domain(benchmark::State& state) {
   for (auto _ : state) {
     trim_and_reset_peak();
     const int threads_before = process_threads();
-    const std::int64_t before = resident_bytes();
     std::vector<std::unique_ptr<typename Lib::domain_object>> domains;
-    domains.reserve(kMemoryDomains);
+    domains.reserve(kMemoryDomains);  // the vector itself is not counted
+    const std::int64_t before = resident_bytes();
+    const std::int64_t heap_before = heap_bytes();
     for (int i = 0; i < kMemoryDomains; ++i) {
       domains.push_back(std::make_unique<typename Lib::domain_object>());
       domains.back()->touch();
     }
+    const std::int64_t heap_after = heap_bytes();
     const std::int64_t after = resident_bytes();
     state.counters["bytes_per_domain"] =
-        static_cast<double>(after - before) / kMemoryDomains;
+        static_cast<double>(heap_after - heap_before) / kMemoryDomains;
+    state.counters["rss_per_domain"] = static_cast<double>(after - before) / kMemoryDomains;
     state.counters["threads_added"] = process_threads() - threads_before;
-    state.counters["total_MiB"] = static_cast<double>(after - before) / (1 << 20);
+    state.counters["rss_total_MiB"] = static_cast<double>(after - before) / (1 << 20);
   }
 }
 
@@ -691,12 +711,17 @@ void memory_per_thread(benchmark::State& state) {
     }
     sync.arrive_and_wait();
     const std::int64_t before = resident_bytes();
+    const std::int64_t heap_before = heap_bytes();
     sync.arrive_and_wait();
     sync.arrive_and_wait();
+    const std::int64_t heap_after = heap_bytes();
     const std::int64_t after = resident_bytes();
     sync.arrive_and_wait();
     for (std::thread& t : threads) t.join();
-    state.counters["bytes_per_thread"] = static_cast<double>(after - before) / kMemoryThreads;
+    state.counters["bytes_per_thread"] =
+        static_cast<double>(heap_after - heap_before) / kMemoryThreads;
+    state.counters["rss_per_thread"] = static_cast<double>(after - before) / kMemoryThreads;
+    state.counters["static_tls_bytes"] = static_tls_bytes<Lib>();
   }
 }
 

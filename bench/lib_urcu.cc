@@ -41,6 +41,11 @@ thread_local bool t_online = false;  // registered and online: must not block
 
 struct urcu_lib {
   static constexpr const char* name = URCU_NAME;
+#if URCU_QSBR
+  static constexpr std::size_t static_tls_bytes = sizeof(struct urcu_qsbr_reader);
+#else
+  static constexpr std::size_t static_tls_bytes = sizeof(struct urcu_reader);
+#endif
   class reader_scope {
    public:
     reader_scope() {

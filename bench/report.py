@@ -151,6 +151,7 @@ def summarize(runs):
             # Spread across repetitions: coefficient of variation.
             row["cv"] = statistics.stdev(values) / statistics.mean(values)
         for extra in ("p99_us", "max_us", "peak_rss_MiB", "peak_growth_MiB", "gp_per_call", "gp_per_s",
+                      "rss_per_domain", "rss_per_thread", "static_tls_bytes",
                       "items_per_second", "threads_added"):
             agg = max if extra == "max_us" else statistics.median
             v = median_of(reps, extra, agg)
@@ -409,11 +410,19 @@ def markdown(rows, m, made, raw_name):
                        "one writer at a time. RCU-style libraries defer the old entry's free, "
                        "lock-based ones free it under the write lock, shared_ptr frees on the last "
                        "reference."))
-    lines.append(table(rows, "memory_per_domain", "Memory per domain (bytes, 100,000 domains)",
-                       "Resident-set growth per domain object used once by one thread; urcu has "
-                       "no domains (one global instance per flavour)."))
-    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (bytes, 1,000 threads)",
-                       "Resident-set growth when a thread starts reading (registration, slot, record)."))
+    lines.append(table(rows, "memory_per_domain", "Memory per domain (heap bytes, 100,000 domains)",
+                       "Heap growth (malloc in use) per domain object used once by one thread; urcu "
+                       "has no domains (one global instance per flavour)."))
+    lines.append(table(rows, "memory_per_domain", "Memory per domain (resident bytes)",
+                       "Resident-set growth for the same 100,000 domains.",
+                       field="rss_per_domain", field_unit="B"))
+    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (heap bytes, 1,000 threads)",
+                       "Heap growth when a thread starts reading (registration, slot, record)."))
+    lines.append(table(rows, "memory_per_thread", "Static TLS per thread (bytes)",
+                       "Thread-local storage the library has in every thread of the process, "
+                       "reading or not (srcu: counted by hand from src/; urcu: sizeof its reader "
+                       "struct, cache-line aligned; ck: none, the record is allocated).",
+                       field="static_tls_bytes", field_unit="B"))
     lost = losses(rows)
     lines += ["### Where srcu loses in this run (90% interval entirely on the wrong side of 1)", ""]
     lines += (lost or ["- nowhere"]) + [""]
