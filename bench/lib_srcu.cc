@@ -11,6 +11,20 @@ namespace {
 // One domain for every srcu row, defined as a user would define one.
 srcu::domain g_domain({.name = "bench"});
 
+// One read section of g_domain through a lock/unlock pair of members.
+template <srcu::read_token (srcu::domain::*Lock)() noexcept,
+          void (srcu::domain::*Unlock)(srcu::read_token) noexcept>
+class token_guard {
+ public:
+  token_guard() : token_((g_domain.*Lock)()) {}
+  ~token_guard() { (g_domain.*Unlock)(token_); }
+  token_guard(const token_guard&) = delete;
+  token_guard& operator=(const token_guard&) = delete;
+
+ private:
+  srcu::read_token token_;
+};
+
 struct srcu_lib {
   static constexpr const char* name = "srcu";
   // src/: tls_slot_table (16 B), tls_record (8), tls_callback_shard (4),
@@ -18,16 +32,7 @@ struct srcu_lib {
   static constexpr std::size_t static_tls_bytes = 16 + 8 + 4 + 8;
   using reader_scope = no_scope;
   using updater_scope = no_scope;
-  class read_guard {
-   public:
-    read_guard() : token_(g_domain.read_lock()) {}
-    ~read_guard() { g_domain.read_unlock(token_); }
-    read_guard(const read_guard&) = delete;
-    read_guard& operator=(const read_guard&) = delete;
-
-   private:
-    srcu::read_token token_;
-  };
+  using read_guard = token_guard<&srcu::domain::read_lock, &srcu::domain::read_unlock>;
   static void synchronize() { g_domain.synchronize(); }
   using head = srcu::callback_head;
   static void defer(head* h, void (*fn)(head*)) { g_domain.call(h, fn); }
@@ -44,31 +49,15 @@ struct srcu_lib {
 struct srcu_signal_safe_lib {
   static constexpr const char* name = "srcu-signal-safe";
   using reader_scope = no_scope;
-  class read_guard {
-   public:
-    read_guard() : token_(g_domain.read_lock_signal_safe()) {}
-    ~read_guard() { g_domain.read_unlock_signal_safe(token_); }
-    read_guard(const read_guard&) = delete;
-    read_guard& operator=(const read_guard&) = delete;
-
-   private:
-    srcu::read_token token_;
-  };
+  using read_guard = token_guard<&srcu::domain::read_lock_signal_safe,
+                                 &srcu::domain::read_unlock_signal_safe>;
 };
 
 struct srcu_down_up_lib {
   static constexpr const char* name = "srcu-down-up";
   using reader_scope = no_scope;
-  class read_guard {  // released on the same thread here: this row measures cost
-   public:
-    read_guard() : token_(g_domain.down_read()) {}
-    ~read_guard() { g_domain.up_read(token_); }
-    read_guard(const read_guard&) = delete;
-    read_guard& operator=(const read_guard&) = delete;
-
-   private:
-    srcu::read_token token_;
-  };
+  // Released on the same thread here: this row measures cost.
+  using read_guard = token_guard<&srcu::domain::down_read, &srcu::domain::up_read>;
 };
 
 struct srcu_retire_lib {
