@@ -6,7 +6,9 @@
 #include <malloc.h>  // malloc_trim (glibc)
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
+#include <new>
 
 namespace bench {
 
@@ -74,10 +76,43 @@ std::int64_t resident_bytes() {
   return got == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
 }
 
-std::int64_t heap_bytes() {
-  const struct mallinfo2 mi = mallinfo2();
-  return static_cast<std::int64_t>(mi.uordblks + mi.hblkhd);
+namespace {
+constinit thread_local std::int64_t t_new_bytes = 0;
+
+void* counted_alloc(std::size_t n, std::size_t align) {
+  t_new_bytes += static_cast<std::int64_t>(n);
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
 }
+}  // namespace
+
+std::int64_t thread_new_bytes() { return t_new_bytes; }
+
+}  // namespace bench
+
+// The counting operator new (every variant; the matching deletes free).
+void* operator new(std::size_t n) { return bench::counted_alloc(n, 0); }
+void* operator new[](std::size_t n) { return bench::counted_alloc(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return bench::counted_alloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return bench::counted_alloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace bench {
 
 namespace {
 // A "Field:   1234 kB" line of /proc/self/status, as a number; -1 if absent.

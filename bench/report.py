@@ -410,14 +410,20 @@ def markdown(rows, m, made, raw_name):
                        "one writer at a time. RCU-style libraries defer the old entry's free, "
                        "lock-based ones free it under the write lock, shared_ptr frees on the last "
                        "reference."))
-    lines.append(table(rows, "memory_per_domain", "Memory per domain (heap bytes, 100,000 domains)",
-                       "Heap growth (malloc in use) per domain object used once by one thread; urcu "
-                       "has no domains (one global instance per flavour)."))
+    lines.append(table(rows, "memory_per_domain", "Memory per domain (bytes allocated, 100,000 domains)",
+                       "Bytes asked of operator new per domain object used once by one thread (srcu "
+                       "and the ck adapter allocate only through new); urcu has no domains (one "
+                       "global instance per flavour)."))
     lines.append(table(rows, "memory_per_domain", "Memory per domain (resident bytes)",
                        "Resident-set growth for the same 100,000 domains.",
                        field="rss_per_domain", field_unit="B"))
-    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (heap bytes, 1,000 threads)",
-                       "Heap growth when a thread starts reading (registration, slot, record)."))
+    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (bytes allocated, 1,000 threads)",
+                       "Bytes asked of operator new when a thread starts reading (registration, "
+                       "slot, record); urcu's registration allocates nothing (see static TLS)."))
+    lines.append(table(rows, "memory_per_thread", "Memory per reader thread (resident bytes)",
+                       "Resident-set growth for the same threads: page-granular, so an allocation "
+                       "landing on a page the thread's arena already touched shows as 0.",
+                       field="rss_per_thread", field_unit="B"))
     lines.append(table(rows, "memory_per_thread", "Static TLS per thread (bytes)",
                        "Thread-local storage the library has in every thread of the process, "
                        "reading or not (srcu: counted by hand from src/; urcu: sizeof its reader "
