@@ -1,5 +1,5 @@
 // Callbacks: call() stages, the engine assigns grace periods, the callback
-// thread (or the domain's executor) runs them.
+// pool (callback_pool.h) runs them or hands them to the domain's executor.
 //
 //   call()        ticket on its thread's shard, Treiber push, and a kick of
 //                 the engine only if nothing is staged yet. No lock, no
@@ -9,22 +9,33 @@
 //                 (so its grace period starts after the callbacks were
 //                 queued), merges it into one of at most two waiting
 //                 segments, and requests the grace period. When a segment's
-//                 cookie is done it moves to `ready` and the callback thread
-//                 is kicked.
-//   callback      dispatch_callbacks(): takes `ready` as one batch (at most
-//   thread        one outstanding per domain) and runs it, or submits it to
-//                 the domain's executor, with no lock held.
-//   barrier()     waits until, on every shard, the callbacks invoked reach
-//                 the tickets taken before it. A shard's callbacks run in
-//                 order, so that means every earlier callback has run.
+//                 cookie is done it moves to `ready` and the domain joins
+//                 the pool's run queue.
+//   worker        dispatch_callbacks(): takes at most kBatchLimit ready
+//                 callbacks as one batch (at most one outstanding per
+//                 domain) and runs it, or submits it to the domain's
+//                 executor, with no lock held.
+//   barrier()     returns at once if every ticket has been invoked;
+//                 otherwise pushes a marker callback onto every shard (as
+//                 the kernel's srcu_barrier() entrains one per CPU) and
+//                 waits until all markers ran. A shard's callbacks run in
+//                 FIFO order, so every callback queued before barrier() has
+//                 then returned.
 //
 // Ordering of a thread's callbacks: one thread always uses one shard (a
 // per-thread index, initial-exec TLS: no allocation, signal-safe), a shard
 // drains in FIFO order, segments are ordered by cookie, and batches of a
 // domain never overlap.
+//
+// Which waits are legal (docs/design.md, "Callback delivery"): a thread that
+// is running domain X's callbacks, or X's executor submit(), may not wait for
+// X's callbacks (barrier(), ~domain(), a bounded call(F)): X's next batch
+// cannot start before the current one ends. Every other wait is legal from
+// any callback or submit(): the pool adds a worker when all are busy.
 
 #include <sched.h>
 
+#include "callback_pool.h"
 #include "diagnostics.h"
 #include "domain_state.h"
 #include "fault_injection.h"
@@ -33,12 +44,14 @@
 
 namespace srcu::detail {
 
+// The domain whose callbacks (or executor submit()) this thread is running;
+// nullptr outside. Decides which waits are legal on this thread.
+constinit thread_local domain_state* tls_running_callbacks SRCU_TLS_MODEL = nullptr;
+
 namespace {
 
 constinit thread_local std::uint32_t tls_callback_shard SRCU_TLS_MODEL = 0;  // shard + 1
 constinit std::atomic<std::uint32_t> g_next_callback_shard{0};
-// The domain whose callbacks this thread is running (barrier() misuse check).
-constinit thread_local domain_state* tls_running_callbacks SRCU_TLS_MODEL = nullptr;
 
 std::uint32_t this_thread_callback_shard() noexcept {
   std::uint32_t s = tls_callback_shard;
@@ -48,6 +61,23 @@ std::uint32_t this_thread_callback_shard() noexcept {
   }
   return s - 1;
 }
+
+// barrier()'s marker: one per shard, on barrier()'s stack.
+struct barrier_marker {
+  callback_head head;
+  std::atomic<std::uint32_t>* remaining;
+};
+
+void barrier_marker_ran(callback_head* h) {
+  std::atomic<std::uint32_t>* remaining = reinterpret_cast<barrier_marker*>(h)->remaining;
+  // After the last decrement barrier() may return and its frame (with
+  // *remaining) be reused: the wake only passes the address to the kernel,
+  // and a stray wake of an unrelated futex waiter is a spurious wake, which
+  // every futex wait in srcu tolerates.
+  if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(*remaining);
+}
+
+bool is_barrier_marker(const callback_head* h) noexcept { return h->func == &barrier_marker_ran; }
 
 }  // namespace
 
@@ -59,8 +89,26 @@ void domain_state::segment::append(segment& other) noexcept {
     tail->next = other.head;
   }
   tail = other.tail;
-  for (std::uint32_t s = 0; s < kMaxCallbackShards; ++s) counts[s] += other.counts[s];
   other = segment{};
+}
+
+// Lock-free push onto one shard's staging stack, then make sure the engine
+// will drain it. Shared by call() and barrier()'s markers.
+void domain_state::stage(shard_block& shard, callback_head* head) noexcept {
+  callback_head* top = shard.staged.load(std::memory_order_relaxed);
+  do {
+    head->next = top;
+  } while (!shard.staged.compare_exchange_weak(top, head, std::memory_order_seq_cst,
+                                               std::memory_order_relaxed));
+  SRCU_INJECT("call: pushed, before the staged flag");
+  // K: pairs with the engine's exchange of cb_staged before it drains (all
+  // seq_cst): either the engine drains after this push, or this call sees
+  // the flag clear and kicks it. Without K a push could sit in the stack
+  // with the flag clear and no kick: a lost callback until the next call().
+  if (!cb_staged.load(std::memory_order_seq_cst) &&
+      !cb_staged.exchange(true, std::memory_order_seq_cst)) {
+    engine().kick(this);
+  }
 }
 
 void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexcept {
@@ -74,23 +122,11 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
   }
   head->func = func;
   shard_block& shard = self->shards_[this_thread_callback_shard() & self->shard_mask_];
-  // Ticket before the push: a barrier() that sees the ticket waits for the
-  // callback, and the push cannot fail to follow.
-  shard.enqueued.fetch_add(1, std::memory_order_relaxed);
+  // Ticket before the push: callbacks_idle() and the backlog count it from
+  // here on, so neither can report "nothing queued" while it is on its way.
+  shard.enqueued.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("call: ticket taken, before the push");
-  callback_head* top = shard.staged.load(std::memory_order_relaxed);
-  do {
-    head->next = top;
-  } while (!shard.staged.compare_exchange_weak(top, head, std::memory_order_seq_cst,
-                                               std::memory_order_relaxed));
-  SRCU_INJECT("call: pushed, before the staged flag");
-  // K: pairs with the engine's exchange of cb_staged before it drains (all
-  // seq_cst): either the engine drains after this push, or this call sees
-  // the flag clear and kicks it.
-  if (!cb_staged.load(std::memory_order_seq_cst) &&
-      !cb_staged.exchange(true, std::memory_order_seq_cst)) {
-    engine().kick(this);
-  }
+  stage(shard, head);
 }
 
 void domain_state::drain_staged() {
@@ -104,7 +140,6 @@ void domain_state::drain_staged() {
       callback_head* next = list->next;
       list->next = part.head;
       part.head = list;
-      ++part.counts[s];
       list = next;
     }
     fresh.append(part);
@@ -119,19 +154,18 @@ void domain_state::drain_staged() {
   {
     std::lock_guard lk(mutex);
     advance_ready_locked();
-    // Cookies are snapshots of one sequence, so at most two distinct ones
-    // are ever waiting (the grace period in flight and the next).
-    if (!cb_wait[0].empty() && cb_wait[0].cookie == fresh.cookie) {
+    // Cookies are snapshots of one sequence taken in order by this (the
+    // engine) thread, so a fresh cookie is >= every waiting one, and at most
+    // two distinct ones are ever waiting: the grace period in flight and the
+    // next. A fresh cookie equal to neither would be a third: after
+    // advance_ready_locked() that cannot happen, because the oldest is done.
+    if (!cb_wait[0].empty() && cb_wait[0].cookie == cookie) {
       cb_wait[0].append(fresh);
     } else if (cb_wait[0].empty()) {
       cb_wait[0] = fresh;
-    } else if (cb_wait[1].empty() || cb_wait[1].cookie == cookie) {
+    } else {
       cb_wait[1].append(fresh);
       cb_wait[1].cookie = cookie;
-    } else {
-      // Not reachable by the argument above; waiting longer is always safe.
-      cb_wait[1].append(fresh);
-      if (seq_ge(cookie, cb_wait[1].cookie)) cb_wait[1].cookie = cookie;
     }
     cb_waiting_gp.store(true, std::memory_order_seq_cst);
   }
@@ -148,110 +182,147 @@ bool domain_state::advance_ready_locked() noexcept {
   return !cb_ready.empty();
 }
 
-service_result dispatch_callbacks(domain_state* d) {
-  domain_state::segment batch;
+// A worker's turn for one domain (callback_pool.cc): one batch, no lock held
+// while it runs or is submitted.
+void dispatch_callbacks(domain_state* d) noexcept {
+  callback_head* head;
+  std::size_t size = 0;
   {
     std::lock_guard lk(d->mutex);
-    if (d->cb_batch_out || d->cb_ready.empty()) return service_result::kDone;
-    batch = d->cb_ready;
-    d->cb_ready = domain_state::segment{};
-    d->cb_batch_out = true;
-    for (std::uint32_t s = 0; s < domain_state::kMaxCallbackShards; ++s) {
-      d->cb_batch_counts[s] = batch.counts[s];
+    if (d->cb_batch_out || d->cb_ready.empty()) return;
+    head = d->cb_ready.head;
+    callback_head* last = head;
+    std::uint32_t taken = 1;
+    size += !is_barrier_marker(last);
+    while (taken < callback_pool::kBatchLimit && last->next != nullptr) {
+      last = last->next;
+      ++taken;
+      size += !is_barrier_marker(last);
     }
+    d->cb_ready.head = last->next;
+    if (d->cb_ready.head == nullptr) d->cb_ready.tail = nullptr;
+    last->next = nullptr;
+    d->cb_batch_out = true;
   }
-  std::size_t size = 0;
-  for (std::uint32_t c : batch.counts) size += c;
-  callback_batch b = d->make_batch(batch.head, size);
+  callback_batch b = d->make_batch(head, size);
   if (d->cb_executor != nullptr) {
-    d->cb_executor->submit(std::move(b));  // no library lock held
+    domain_state* const outer = tls_running_callbacks;
+    tls_running_callbacks = d;  // inside d's submit(): waits for d's callbacks are misuse
+    d->cb_executor->submit(std::move(b));
+    tls_running_callbacks = outer;
   } else {
     b.run();
   }
-  return service_result::kDone;
 }
 
-void domain_state::complete_batch() noexcept {
+void domain_state::complete_batch(std::size_t size) noexcept {
   cb_completing.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("complete_batch: callbacks ran, before counting them");
   bool more;
   {
     std::lock_guard lk(mutex);
     cb_batch_out = false;
-    for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-      // Release: barrier() acquires these; the callbacks happen-before it returns.
-      self->shards_[s].invoked.fetch_add(cb_batch_counts[s], std::memory_order_release);
-      cb_batch_counts[s] = 0;
-    }
     more = !cb_ready.empty();
   }
+  // Release: callbacks_idle() acquires it; the callbacks happen-before a
+  // ~domain() or barrier() that sees them counted.
+  cb_invoked.fetch_add(size, std::memory_order_seq_cst);
   cb_done_word.fetch_add(1, std::memory_order_seq_cst);
-  if (cb_barrier_waiters.load(std::memory_order_seq_cst) != 0) futex_wake(cb_done_word);
-  if (more) callback_thread().kick(this);
+  if (cb_hurry.load(std::memory_order_seq_cst) != 0) futex_wake(cb_done_word);
+  if (more) pool().enqueue(this);
   cb_completing.fetch_sub(1, std::memory_order_release);  // last touch of *this
 }
 
-bool domain_state::callbacks_idle() const noexcept {
+std::uint64_t domain_state::callbacks_pending() const noexcept {
+  // Invocations first: every invocation counted has its ticket counted too,
+  // so the difference is never negative.
+  const std::uint64_t invoked = cb_invoked.load(std::memory_order_seq_cst);
+  std::uint64_t enqueued = 0;
   for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    if (self->shards_[s].invoked.load(std::memory_order_acquire) !=
-        self->shards_[s].enqueued.load(std::memory_order_acquire)) {
-      return false;
-    }
+    enqueued += self->shards_[s].enqueued.load(std::memory_order_seq_cst);
   }
-  return true;
+  return enqueued - invoked;
+}
+
+bool domain_state::running_own_callbacks() const noexcept {
+  return tls_running_callbacks == this;
+}
+
+void domain_state::check_may_wait_for_callbacks(const char* what) const noexcept {
+  if (SRCU_UNLIKELY(tls_running_callbacks == this)) {
+    message m;
+    m << "srcu: domain '" << name << "': " << what
+      << " called from inside one of this domain's own callbacks or its executor's submit() "
+         "(it would wait for the batch it is part of)";
+    die(m);
+  }
 }
 
 void domain_state::barrier() {
-  if (tls_running_callbacks == this) {
-    die(name, "barrier() called from inside one of this domain's callbacks (it would wait "
-              "for itself)");
-  }
-  if (tls_running_callbacks != nullptr && cb_executor == nullptr) {
-    die(name, "barrier() called from inside a callback on srcu's callback thread, which "
-              "also runs this domain's callbacks (it would wait for itself)");
-  }
-  std::uint64_t target[kMaxCallbackShards] = {};
+  check_may_wait_for_callbacks("barrier()");
+  if (callbacks_pending() == 0) return;  // every callback queued so far has returned
+  std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
+  barrier_marker markers[kMaxCallbackShards];
+  // Hurry: the engine skips callback_delay while this is non-zero.
+  cb_hurry.fetch_add(1, std::memory_order_seq_cst);
   for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    target[s] = self->shards_[s].enqueued.load(std::memory_order_acquire);
+    markers[s].head.func = &barrier_marker_ran;
+    markers[s].remaining = &remaining;
+    stage(self->shards_[s], &markers[s].head);
   }
-  cb_barrier_waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Callbacks held back by callback_delay: the engine takes them now (it
-  // reads cb_barrier_waiters after this kick's wake-up).
-  if (cb_staged.load(std::memory_order_seq_cst)) engine().kick(this);
+  // The engine may be holding the staging back for callback_delay: make it
+  // look now (it reads cb_hurry after this wake).
+  engine().kick(this);
+  for (;;) {
+    const std::uint32_t left = remaining.load(std::memory_order_acquire);
+    if (left == 0) break;
+    futex_wait(remaining, left, std::chrono::nanoseconds(0));
+  }
+  cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void domain_state::wait_for_backlog_below(std::uint64_t limit) noexcept {
+  // Never waits where that could deadlock: inside this domain's callbacks or
+  // submit() (their batch must end first), or inside a reader of this
+  // domain (grace periods wait for it: folly#1211). There the call goes
+  // over the limit instead.
+  if (tls_running_callbacks == this || thread_in_reader()) return;
+  if (callbacks_pending() < limit) return;
+  cb_hurry.fetch_add(1, std::memory_order_seq_cst);
+  engine().kick(this);
   for (;;) {
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
-    bool all = true;
-    for (std::uint32_t s = 0; s <= self->shard_mask_ && all; ++s) {
-      all = seq_ge(self->shards_[s].invoked.load(std::memory_order_acquire), target[s]);
-    }
-    if (all) break;
-    // call() kicked the engine when it staged; the timeout is only a guard.
+    if (callbacks_pending() < limit) break;
     futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
   }
-  cb_barrier_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void domain_state::discard_callbacks_in_child() noexcept {
   // Inherited callbacks run in the parent; running the child's copies too
   // would run them twice. Tickets are settled so barrier() does not wait.
+  std::uint64_t enqueued = 0;
   for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
     self->shards_[s].staged.store(nullptr, std::memory_order_relaxed);
-    self->shards_[s].invoked.store(self->shards_[s].enqueued.load(std::memory_order_relaxed),
-                               std::memory_order_relaxed);
+    enqueued += self->shards_[s].enqueued.load(std::memory_order_relaxed);
   }
+  cb_invoked.store(enqueued, std::memory_order_relaxed);
   cb_wait[0] = cb_wait[1] = cb_ready = segment{};
   cb_batch_out = false;
-  for (std::uint32_t& c : cb_batch_counts) c = 0;
   cb_staged.store(false, std::memory_order_relaxed);
   cb_last_drain_ns = 0;
   cb_waiting_gp.store(false, std::memory_order_relaxed);
-  cb_barrier_waiters.store(0, std::memory_order_relaxed);
+  cb_hurry.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
-  engine_slot.busy = callback_slot.busy = false;
-  engine_slot.rekicked = callback_slot.rekicked = false;
-  engine_slot.step_again_at_ns = callback_slot.step_again_at_ns = 0;
+  engine_slot.busy = false;
+  engine_slot.rekicked = false;
+  engine_slot.step_again_at_ns = 0;
+  engine_slot.retry_floor_ns = 0;
   engine_slot.node.queued.store(false, std::memory_order_relaxed);
-  callback_slot.node.queued.store(false, std::memory_order_relaxed);
+  const bool dying = delivery.dying;
+  delivery = pool_entry{};
+  delivery.owner = this;
+  delivery.dying = dying;
 }
 
 }  // namespace srcu::detail
@@ -302,7 +373,7 @@ void callback_batch::run() noexcept {
     cb = next;
   }
   detail::tls_running_callbacks = outer;
-  d->complete_batch();
+  d->complete_batch(size_);
 }
 
 }  // namespace srcu

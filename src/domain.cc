@@ -9,7 +9,9 @@
 #include <mutex>
 #include <new>
 
+#include "callback_pool.h"
 #include "diagnostics.h"
+#include "futex.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
 #include "service.h"
@@ -23,13 +25,14 @@ domain_state::domain_state(domain* s, const domain_options& options)
       name(options.name != nullptr ? options.name : "srcu"),
       stall_timeout(options.stall_timeout) {
   cb_executor = options.callback_executor;
+  cb_backlog_limit = options.callback_backlog_limit;
+  delivery.owner = this;
   // Saturating: microseconds::max() ("only barrier() hurries them") must
   // not overflow into a short delay. Capped at about 292 years.
   constexpr std::int64_t kMaxDelayUs = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
   const std::int64_t delay_us = options.callback_delay.count();
   cb_delay_ns = delay_us <= 0 ? 0 : static_cast<std::uint64_t>(std::min(delay_us, kMaxDelayUs)) * 1000;
   engine_slot.node.owner = this;
-  callback_slot.node.owner = this;
 }
 
 domain_state::~domain_state() {
@@ -39,6 +42,30 @@ domain_state::~domain_state() {
     delete[] c->slots;
     delete c;
     c = next;
+  }
+}
+
+void domain_state::check_no_readers_at_destruction() noexcept {
+  for (;;) {
+    bool idle;
+    bool batch_out;
+    std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
+    {
+      std::lock_guard lk(mutex);
+      idle = readers_idle(0) && readers_idle(1);
+      batch_out = cb_batch_out;
+    }
+    if (idle) return;
+    if (!batch_out) {
+      message m;
+      m << "srcu: domain '" << name << "': destroyed while "
+        << last_active.load(std::memory_order_relaxed)
+        << " reader(s) are still inside a read-side critical section";
+      die(m);
+    }
+    // A batch of this domain's callbacks is running right now, and one of
+    // them may be the reader: let the batch end, then look again.
+    futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
   }
 }
 
@@ -97,33 +124,37 @@ domain::domain(const domain_options& options) {
   state_->shard_count = shards;
   id_ = registry_add(state_);
   engine().start();
-  callback_thread().start();
+  pool().start();
 }
 
 domain::~domain() {
-  if (state_->thread_in_reader()) {
-    die(state_->name, "destroyed inside one of its own read-side critical sections");
+  domain_state* const s = state_;
+  if (s->running_own_callbacks()) {
+    die(s->name, "destroyed from inside one of its own callbacks or its executor's submit() "
+                 "(it would wait for the batch it is part of)");
   }
-  state_->barrier();  // every queued callback runs; none is lost
-  engine().forget(state_);
-  callback_thread().forget(state_);
-  while (state_->cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
-  if (state_->driver.load(std::memory_order_acquire)) {
-    die(state_->name, "destroyed while a thread is inside synchronize() on it");
+  if (s->thread_in_reader()) {
+    die(s->name, "destroyed inside one of its own read-side critical sections");
   }
-  for (unsigned idx = 0; idx < 2; ++idx) {
-    if (!state_->readers_idle(idx)) {
-      message m;
-      m << "srcu: domain '" << state_->name << "': destroyed while "
-        << state_->last_active.load(std::memory_order_relaxed)
-        << " reader(s) are still inside a read-side critical section";
-      die(m);
-    }
+  // Readers first: one still inside would hold up the grace periods that
+  // queued callbacks need, and ~domain() would hang in barrier() instead of
+  // saying what is wrong.
+  s->check_no_readers_at_destruction();
+  // Every queued callback runs, and so does every callback they queue while
+  // this runs (none is lost; none runs after the destructor returns). With
+  // nothing queued this does not wait at all.
+  while (s->callbacks_pending() != 0) s->barrier();
+  engine().forget(s);
+  pool().forget(s);
+  while (s->cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
+  if (s->driver.load(std::memory_order_acquire)) {
+    die(s->name, "destroyed while a thread is inside synchronize() on it");
   }
+  s->check_no_readers_at_destruction();
   registry_remove(id_);
   for (std::uint32_t i = 0; i <= shard_mask_; ++i) shards_[i].~shard_block();
-  state_->~domain_state();
-  ::operator delete(state_, std::align_val_t{64});
+  s->~domain_state();
+  ::operator delete(s, std::align_val_t{64});
 }
 
 const char* domain::name() const noexcept { return state_->name; }
@@ -137,6 +168,11 @@ std::size_t domain::reader_slots() const noexcept {
 }
 
 counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
+
+void domain::unlock_without_lock() const noexcept {
+  die(state_->name, "unlock() without a matching lock() on this thread (unlock() called once "
+                    "too often; a std::scoped_lock/unique_lock released twice?)");
+}
 
 void domain::check_unlock(read_token token, flavour f) const noexcept {
   const char* const dname = state_->name;

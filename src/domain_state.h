@@ -2,21 +2,27 @@
 //   reader_slots.cc  per-thread slots, the thread registry, thread exit
 //   grace_period.cc  the grace-period state machine and the updater API
 //   callbacks.cc     call(), barrier(), segments, batches, executors
-//   service.cc       the library threads (engine, callback thread)
+//   service.cc       the engine thread (grace periods, staging)
+//   callback_pool.cc the callback workers (run callbacks, call executors)
 //   fork.cc          pthread_atfork handlers
 //   domain.cc        construction, destruction, token checks
 //
 // Lock order (outermost first); no library lock is held while srcu calls out
 // (user callbacks, executors, wake-ups, stall reports):
-//   service mutex (engine, then callback thread) -> registry mutex
+//   engine's service mutex -> registry mutex
 //     -> domain mutex (one per domain, held only for short non-blocking steps)
+//   callback pool mutex: a leaf, taken with no other library lock held
+//   (fork's prepare handler takes it after the service mutex, before the registry)
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 
+#include "callback_pool.h"
+#include "diagnostics.h"
 #include "service.h"
 #include "srcu/domain.h"
 
@@ -69,12 +75,25 @@ struct domain_state {
   std::uint32_t next_chunk_size = 4;       // guarded by mutex
   std::uint32_t shard_count = 0;
 
+  std::uint32_t slots_handed_out = 0;      // guarded by mutex: slots in all chunks
+  // Guarded by mutex: each counter block's unlock count from the first pass
+  // of readers_idle(), compared block by block in the second (so a double
+  // unlock on one thread cannot hide another thread's reader). Grown with
+  // the chunks, so a scan never allocates.
+  std::unique_ptr<std::uint64_t[]> scan_unlocks;
+
   counter_block* take_slot(void* owner);      // takes mutex
   void put_slot_locked(counter_block* slot);  // mutex held
   void balance_shards() noexcept;             // fork child only
-  std::uint64_t sum_locks(unsigned idx) const noexcept;
-  std::uint64_t sum_unlocks(unsigned idx) const noexcept;
-  bool thread_in_reader() const noexcept;  // calling thread inside read_lock()?
+  // f(const counter_pair&, const counter_block* slot_or_null) for every slot
+  // ever handed out, then every shard (slot == nullptr), always in the same
+  // order while the mutex is held (chunks are added only under it).
+  template <class F>
+  void for_each_counter_pair(F&& f) const;
+  std::uint64_t sum_counters(unsigned idx, bool locks) const noexcept;
+  enum class reader_state { outside, inside, over_unlocked };
+  reader_state thread_reader_state() const noexcept;  // the calling thread's read_lock()s
+  bool thread_in_reader() const noexcept { return thread_reader_state() == reader_state::inside; }
 
   // --- Grace periods (grace_period.cc) ---------------------------------------
   std::atomic<std::uint64_t> gp_seq{0};
@@ -91,7 +110,9 @@ struct domain_state {
   std::uint64_t snapshot() noexcept;             // fence + seq_snap(gp_seq)
   void request(std::uint64_t cookie) noexcept;   // gp_seq_needed = max(.., cookie)
   bool done(std::uint64_t cookie) const noexcept;
-  bool readers_idle(unsigned idx) noexcept;
+  bool readers_idle(unsigned idx) noexcept;      // mutex held
+  [[noreturn]] void report_unlock_without_lock(const counter_block* slot, unsigned idx,
+                                               std::uint64_t extra) const noexcept;
   step_result advance_locked(bool* completed) noexcept;
   step_result drive_once() noexcept;             // try driver role, step, release
   void wait_for(std::uint64_t cookie, bool expedited);
@@ -100,16 +121,15 @@ struct domain_state {
   void release_driver(bool hand_to_engine) noexcept;
 
   // --- Callbacks (callbacks.cc) ---------------------------------------------
-  // Staging is in the domain's shards (shard_block: staged, enqueued,
-  // invoked): call() pushes onto its thread's shard after taking a ticket;
-  // barrier() compares tickets with invocations shard by shard.
+  // Staging is in the domain's shards (shard_block: staged, enqueued):
+  // call() takes a ticket on its thread's shard and pushes there. Tickets
+  // minus cb_invoked is the number of callbacks queued and not yet returned.
   static constexpr std::uint32_t kMaxCallbackShards = 8;
   // A list of callbacks waiting for (or past) one grace-period cookie.
   struct segment {
     callback_head* head = nullptr;
     callback_head* tail = nullptr;
     std::uint64_t cookie = 0;
-    std::uint32_t counts[kMaxCallbackShards] = {};  // callbacks per shard
     bool empty() const noexcept { return head == nullptr; }
     void append(segment& other) noexcept;           // moves other's callbacks here
   };
@@ -118,32 +138,52 @@ struct domain_state {
   std::atomic<bool> cb_staged{false};      // call() since the engine last drained
   std::uint64_t cb_delay_ns = 0;           // domain_options::callback_delay
   std::uint64_t cb_last_drain_ns = 0;      // engine thread only
+  std::uint64_t cb_backlog_limit = 0;      // domain_options::callback_backlog_limit
   std::atomic<bool> cb_waiting_gp{false};  // a segment waits for a grace period
-  segment cb_wait[2];                      // at most two cookies are ever pending
-  segment cb_ready;                        // past their grace period, not yet handed out
-  bool cb_batch_out = false;               // one batch per domain outstanding
-  std::uint32_t cb_batch_counts[kMaxCallbackShards] = {};
+  segment cb_wait[2];                      // guarded by mutex; at most two cookies pending
+  segment cb_ready;                        // guarded by mutex; past their grace period
+  bool cb_batch_out = false;               // guarded by mutex; one batch per domain out
+  std::atomic<std::uint64_t> cb_invoked{0};       // callbacks whose batch has completed
   std::atomic<std::uint32_t> cb_done_word{0};     // futex: bumped per completed batch
-  std::atomic<std::uint32_t> cb_barrier_waiters{0};
+  std::atomic<std::uint32_t> cb_hurry{0};         // barrier()/backlog waiters: no delay
   std::atomic<std::uint32_t> cb_completing{0};    // batch completions touching this
 
   void call(callback_head* head, void (*func)(callback_head*)) noexcept;
+  void stage(shard_block& shard, callback_head* head) noexcept;  // push + engine kick
   void drain_staged();                     // engine: staging -> segments
   bool advance_ready_locked() noexcept;    // wait -> ready; true if ready non-empty
-  void complete_batch() noexcept;
+  void complete_batch(std::size_t size) noexcept;
   callback_batch make_batch(callback_head* head, std::size_t size) noexcept {
     return callback_batch(this, head, size);
   }
   void barrier();
+  void wait_for_backlog_below(std::uint64_t limit) noexcept;  // bounded call(F)/retire()
+  std::uint64_t callbacks_pending() const noexcept;  // queued, not yet returned
+  bool running_own_callbacks() const noexcept;       // this thread, inside ours?
+  void check_may_wait_for_callbacks(const char* what) const noexcept;
   void discard_callbacks_in_child() noexcept;
-  bool callbacks_idle() const noexcept;    // nothing queued or running
+  // ~domain(): aborts with a message if a reader is inside (waits for a
+  // running batch of this domain's callbacks first: one may be the reader).
+  void check_no_readers_at_destruction() noexcept;
 
-  // --- Library threads (service.cc) ------------------------------------------
+  // --- Library threads (service.cc, callback_pool.cc) -------------------------
   service_slot engine_slot;
-  service_slot callback_slot;
+  pool_entry delivery;
 };
 
+template <class F>
+void domain_state::for_each_counter_pair(F&& f) const {
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    for (std::uint32_t i = 0; i < c->count; ++i) f(static_cast<const counter_pair&>(c->slots[i]), &c->slots[i]);
+  }
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    f(static_cast<const counter_pair&>(self->shards_[i]), static_cast<const counter_block*>(nullptr));
+  }
+}
+
 // reader_slots.cc
+// "thread 1234 ('name')" for the thread holding a slot; for reports.
+void describe_slot_owner(message& m, const counter_block* slot) noexcept;
 std::uint32_t registry_add(domain_state* d);       // returns the domain id
 void registry_remove(std::uint32_t id);            // clears every thread's entry
 counter_block* register_thread_slot(domain_state* d, std::uint32_t id);

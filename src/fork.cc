@@ -2,12 +2,14 @@
 // the user. Every internal lock is taken in the prepare handler (in the lock
 // order) and released in both parent and child, so no lock is left held by a
 // thread that does not exist in the child. In the child the vanished threads'
-// readers are balanced (never zeroed) and the engine thread is restarted.
+// readers are balanced (never zeroed) and the engine thread and the callback
+// pool are restarted (one worker).
 
 #include <pthread.h>
 
 #include <mutex>
 
+#include "callback_pool.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
 #include "service.h"
@@ -18,13 +20,13 @@ namespace {
 
 void prepare() noexcept {
   engine().prepare_fork();
-  callback_thread().prepare_fork();
+  pool().prepare_fork();
   registry_prepare_fork();
 }
 
 void parent() noexcept {
   registry_parent_after_fork();
-  callback_thread().parent_after_fork();
+  pool().parent_after_fork();
   engine().parent_after_fork();
 }
 
@@ -35,10 +37,10 @@ void parent() noexcept {
 void child() noexcept {
   heavy_barrier_reinit_after_fork();
   engine().child_after_fork();
-  callback_thread().child_after_fork();
+  pool().child_after_fork();
   registry_child_after_fork();
   engine().restart_after_fork();
-  callback_thread().restart_after_fork();
+  pool().restart_after_fork();
 }
 
 }  // namespace

@@ -43,6 +43,7 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "callback_pool.h"
 #include "fault_injection.h"
 #include "futex.h"
 #include "heavy_barrier.h"
@@ -67,32 +68,63 @@ bool domain_state::done(std::uint64_t cookie) const noexcept {
   return seq_ge(gp_seq.load(std::memory_order_acquire), cookie);  // R
 }
 
+// mutex held (the per-block scratch and the chunk list are stable under it).
 bool domain_state::readers_idle(unsigned idx) noexcept {
   // Pre-check without the heavy barrier: while readers are visibly inside,
   // a full check (one membarrier, ~10 us with other CPUs busy) would only
   // fail. Liveness only; the decision below is made with A in place.
-  const std::uint64_t seen_unlocks = sum_unlocks(idx);
-  const std::uint64_t seen_locks = sum_locks(idx);
+  const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
+  const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
   if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
     last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
     return false;
   }  // (more unlocks than locks goes on to the full check, which reports it)
-  const std::uint64_t unlocks = sum_unlocks(idx);
+  // First pass: every block's unlock count, kept block by block.
+  std::uint64_t shard_unlocks[kMaxCallbackShards];
+  std::uint64_t unlocks = 0;
+  std::uint32_t i = 0;
+  for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
+    const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
+    (i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out]) = u;
+    unlocks += u;
+    ++i;
+  });
   SRCU_INJECT("readers_idle: after the unlock sum");
   heavy_barrier();  // A: pairs with B and C
   SRCU_INJECT("readers_idle: after the heavy barrier");
-  const std::uint64_t locks = sum_locks(idx);
+  // Second pass: lock counts. By A (with B and C) a block's locks read now
+  // are at least its unlocks read before, for every block, when each lock
+  // precedes its unlock. A block with fewer is an unlock without lock on
+  // that block; caught here, block by block, because in the sums it would
+  // cancel another thread's reader and end the grace period under it.
+  std::uint64_t locks = 0;
+  i = 0;
+  for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
+    const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
+    const std::uint64_t u = i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out];
+    if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
+    locks += l;
+    ++i;
+  });
   const auto active = static_cast<std::int64_t>(locks - unlocks);
-  if (active < 0) {
-    message m;
-    m << "srcu: domain '" << name << "': " << -active
-      << " more unlocks than locks on index " << idx
-      << ": an unlock without lock (a token unlocked twice, or a signal-safe/down_read "
-         "section held across fork() and ended in the child)";
-    die(m);
-  }
   last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
   return active == 0;
+}
+
+void domain_state::report_unlock_without_lock(const counter_block* slot, unsigned idx,
+                                              std::uint64_t extra) const noexcept {
+  message m;
+  m << "srcu: domain '" << name << "': " << extra << " more unlock(s) than locks on index " << idx;
+  if (slot != nullptr) {
+    m << " by ";
+    describe_slot_owner(m, slot);
+    m << ": read_unlock() or unlock() called twice for one read_lock()/lock()";
+  } else {
+    m << " in the signal-safe/down_read counters: read_unlock_signal_safe() or up_read() "
+         "called twice for one token (or a section held across fork() ended in the child)";
+  }
+  m << "; a grace period would otherwise end with another reader still inside";
+  die(m);
 }
 
 // mutex held; runs as far as it can without waiting.
@@ -194,20 +226,27 @@ void domain_state::check_stall() noexcept {
   m.write_to_stderr();
 }
 
+// Backlog above which the engine stops holding callbacks back for
+// callback_delay: batching is for a trickle of call()s; under a flood every
+// drain already carries thousands, and holding them only grows the backlog.
+constexpr std::uint64_t kHurryBacklog = 10'000;
+
 // The engine's step for one domain: stage callbacks into segments, drive
 // the grace period as far as it goes without waiting, hand ready callbacks to
-// the callback thread. Never blocks; kRetry when readers are still inside.
+// the callback pool. Never blocks and never runs user code; kRetry when
+// readers are still inside.
 service_result engine_step(domain_state* d) {
   if (d->cb_staged.load(std::memory_order_seq_cst)) {
     // Batching (domain_options::callback_delay): within the delay after the
     // last drain, leave the staging alone; cb_staged stays set, so call()s
     // meanwhile make no kick, and the service steps this domain again when
     // the delay is over. A barrier() waiter cuts it short (it counts itself
-    // in cb_barrier_waiters, then kicks).
+    // in cb_hurry, then kicks), and so does a flood.
     const std::uint64_t now = monotonic_ns();
     const std::uint64_t due =
         d->cb_last_drain_ns == 0 ? 0 : d->cb_last_drain_ns + d->cb_delay_ns;  // 0: never drained
-    if (now < due && d->cb_barrier_waiters.load(std::memory_order_seq_cst) == 0) {
+    if (now < due && d->cb_hurry.load(std::memory_order_seq_cst) == 0 &&
+        d->callbacks_pending() < kHurryBacklog) {
       d->engine_slot.step_again_at_ns = due;
     } else if (d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
       d->cb_last_drain_ns = now;
@@ -220,8 +259,16 @@ service_result engine_step(domain_state* d) {
     std::lock_guard lk(d->mutex);
     ready = d->advance_ready_locked();
   }
-  if (ready) callback_thread().kick(d);
-  return r == step_result::kBusy ? service_result::kRetry : service_result::kDone;
+  if (ready) pool().enqueue(d);
+  if (r != step_result::kBusy) return service_result::kDone;
+  // Readers are inside. A grace period stalled for a long time (a blocked
+  // reader) is polled at 1/8 of its age, at most once a second: it ends
+  // that much later than it could, and 100,000 stalled domains cost the
+  // engine little instead of a CPU.
+  const std::uint64_t started = d->gp_start_ns.load(std::memory_order_relaxed);
+  const std::uint64_t age = monotonic_ns() - started;
+  d->engine_slot.retry_floor_ns = std::min<std::uint64_t>(age / 8, 1'000'000'000);
+  return service_result::kRetry;
 }
 
 namespace {
@@ -315,11 +362,22 @@ using detail::domain_state;
 static void check_not_in_reader(const domain_state& s, const char* what) noexcept {
   // Always on: the thread's own slot is private to it, so this is exact and
   // cheap next to a grace period.
-  if (s.thread_in_reader()) {
-    detail::message m;
-    m << "srcu: domain '" << s.name << "': " << what
-      << " called inside a read-side critical section of the same domain (would deadlock)";
-    detail::die(m);
+  switch (s.thread_reader_state()) {
+    case domain_state::reader_state::outside:
+      return;
+    case domain_state::reader_state::inside: {
+      detail::message m;
+      m << "srcu: domain '" << s.name << "': " << what
+        << " called inside a read-side critical section of the same domain (would deadlock)";
+      detail::die(m);
+    }
+    case domain_state::reader_state::over_unlocked: {
+      detail::message m;
+      m << "srcu: domain '" << s.name << "': " << what
+        << " called on a thread that has unlocked more read-side critical sections than it "
+           "locked (read_unlock()/unlock() called twice for one lock)";
+      detail::die(m);
+    }
   }
 }
 
@@ -343,6 +401,10 @@ void domain::cond_synchronize(poll_cookie cookie) {
 void domain::barrier() {
   check_not_in_reader(*state_, "barrier()");
   state_->barrier();
+}
+
+void domain::before_allocating_call() {
+  if (state_->cb_backlog_limit != 0) state_->wait_for_backlog_below(state_->cb_backlog_limit);
 }
 
 void domain::call(callback_head* head, void (*func)(callback_head*)) noexcept {

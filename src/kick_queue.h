@@ -34,6 +34,12 @@ class kick_queue {
     if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_word_, 1);
   }
 
+  // Wakes the consumer without queueing a node (it re-runs its loop).
+  void wake() noexcept {
+    wake_word_.fetch_add(1, std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_word_, 1);
+  }
+
   // Consumer: read before take_all(), pass to sleep().
   std::uint32_t wake_generation() const noexcept {
     return wake_word_.load(std::memory_order_seq_cst);

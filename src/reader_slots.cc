@@ -9,6 +9,8 @@
 // once, not by the number of threads ever created.
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <functional>
 #include <queue>
@@ -24,6 +26,8 @@ constinit thread_local thread_slot_table tls_slot_table SRCU_TLS_MODEL = {nullpt
 namespace {
 
 struct thread_record {
+  pid_t tid = 0;               // for reports
+  pthread_t thread{};
   thread_record* prev = nullptr;
   thread_record* next = nullptr;
   std::atomic<counter_block*>* slots = nullptr;  // == tls_slot_table.slots
@@ -145,6 +149,8 @@ counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
   thread_record* rec = tls_record;
   if (rec == nullptr) {
     rec = new thread_record;
+    rec->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    rec->thread = pthread_self();
     rec->next = r.threads;
     if (r.threads != nullptr) r.threads->prev = rec;
     r.threads = rec;
@@ -175,6 +181,10 @@ counter_block* domain_state::take_slot(void* owner) {
     auto* chunk = new slot_chunk;
     chunk->count = next_chunk_size;
     chunk->slots = new counter_block[chunk->count];
+    // readers_idle()'s per-block scratch: one entry per slot and shard.
+    auto scratch = std::make_unique<std::uint64_t[]>(slots_handed_out + chunk->count + shard_count);
+    scan_unlocks = std::move(scratch);
+    slots_handed_out += chunk->count;
     if (next_chunk_size < 256) next_chunk_size *= 2;
     for (std::uint32_t i = 0; i < chunk->count; ++i) {
       chunk->slots[i].domain = self;
@@ -201,35 +211,36 @@ void domain_state::put_slot_locked(counter_block* slot) {
 // The scans: every slot ever handed out (live or recycled) plus the shards.
 // Acquire loads: a counted unlock is ordered before what the updater does
 // next (the free), and TSan sees that edge.
-std::uint64_t domain_state::sum_unlocks(unsigned idx) const noexcept {
+std::uint64_t domain_state::sum_counters(unsigned idx, bool locks) const noexcept {
   std::uint64_t sum = 0;
-  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
-    for (std::uint32_t i = 0; i < c->count; ++i) {
-      sum += c->slots[i].unlocks[idx].load(std::memory_order_acquire);
-    }
-  }
-  for (std::uint32_t i = 0; i < shard_count; ++i) {
-    sum += self->shards_[i].unlocks[idx].load(std::memory_order_acquire);
-  }
+  for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
+    sum += (locks ? p.locks[idx] : p.unlocks[idx]).load(std::memory_order_acquire);
+  });
   return sum;
 }
 
-std::uint64_t domain_state::sum_locks(unsigned idx) const noexcept {
-  std::uint64_t sum = 0;
-  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
-    for (std::uint32_t i = 0; i < c->count; ++i) {
-      sum += c->slots[i].locks[idx].load(std::memory_order_acquire);
-    }
-  }
-  for (std::uint32_t i = 0; i < shard_count; ++i) {
-    sum += self->shards_[i].locks[idx].load(std::memory_order_acquire);
-  }
-  return sum;
-}
-
-bool domain_state::thread_in_reader() const noexcept {
+domain_state::reader_state domain_state::thread_reader_state() const noexcept {
   const counter_block* s = this_thread_slot(self->id_);
-  return s != nullptr && !slot_balanced(s);
+  if (s == nullptr) return reader_state::outside;
+  bool inside = false;
+  for (unsigned i = 0; i < 2; ++i) {
+    const auto d = static_cast<std::int64_t>(s->locks[i].load(std::memory_order_relaxed) -
+                                             s->unlocks[i].load(std::memory_order_relaxed));
+    if (d < 0) return reader_state::over_unlocked;
+    inside |= d > 0;
+  }
+  return inside ? reader_state::inside : reader_state::outside;
+}
+
+void describe_slot_owner(message& m, const counter_block* slot) noexcept {
+  const auto* rec = static_cast<const thread_record*>(slot->owner);
+  if (rec == nullptr) {
+    m << "a thread that has exited";
+    return;
+  }
+  char name[16] = {};
+  if (pthread_getname_np(rec->thread, name, sizeof name) != 0) name[0] = '\0';
+  m << "thread " << static_cast<std::int64_t>(rec->tid) << " ('" << name << "')";
 }
 
 void domain_state::balance_shards() noexcept {

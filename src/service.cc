@@ -8,6 +8,7 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "callback_pool.h"
 #include "fault_injection.h"
 
 namespace srcu::detail {
@@ -30,11 +31,9 @@ void* service::thread_main(void* self) {
   return nullptr;
 }
 
-bool service::on_service_thread() const noexcept {
-  return started_ && pthread_equal(pthread_self(), thread_);
-}
-
 void service::kick(domain_state* d) noexcept { queue_.kick(&(d->*slot_).node); }
+
+void service::wake() noexcept { queue_.wake(); }
 
 void service::link_locked(service_slot* s) {
   s->prev = nullptr;
@@ -74,7 +73,7 @@ void service::run() {
   for (;;) {
     const std::uint32_t generation = queue_.wake_generation();
     std::uint64_t now = monotonic_ns();
-    std::uint64_t next_due = ~std::uint64_t{0};
+    std::uint64_t next_due = tick_ != nullptr ? tick_(now) : ~std::uint64_t{0};
     batch.clear();
     {
       std::lock_guard lk(mutex_);
@@ -102,6 +101,7 @@ void service::run() {
           service_slot& s = batch[i]->*slot_;
           s.busy = false;
           const std::uint64_t again_at = std::exchange(s.step_again_at_ns, 0);
+          const std::uint64_t retry_floor = std::exchange(s.retry_floor_ns, 0);
           if (s.rekicked && !s.dying) {
             s.rekicked = false;
             s.next_check_ns = 0;  // kicked while stepping: due again now
@@ -110,7 +110,7 @@ void service::run() {
           } else if (results[i] == service_result::kRetry && !s.dying) {
             s.backoff_ns = s.backoff_ns == 0 ? 50'000
                                              : std::min<std::uint64_t>(s.backoff_ns * 2, 5'000'000);
-            s.next_check_ns = now + s.backoff_ns;
+            s.next_check_ns = now + std::max(s.backoff_ns, retry_floor);
             if (again_at != 0) s.next_check_ns = std::min(s.next_check_ns, again_at);
             next_due = std::min(next_due, s.next_check_ns);
           } else if (again_at != 0 && !s.dying) {
@@ -171,17 +171,14 @@ void service::restart_after_fork() noexcept {
   restart_ = false;
 }
 
-service_result engine_step(domain_state* d);        // grace_period.cc
-service_result dispatch_callbacks(domain_state* d);  // callbacks.cc
+service_result engine_step(domain_state* d);  // grace_period.cc
 
 service& engine() noexcept {
-  static service* s = new service("srcu-engine", &engine_step, &domain_state::engine_slot);
-  return *s;
-}
-
-service& callback_thread() noexcept {
-  static service* s =
-      new service("srcu-callbacks", &dispatch_callbacks, &domain_state::callback_slot);
+  // The engine also looks after the callback pool: it adds a worker when
+  // ready callbacks wait and every worker is busy in user code.
+  static service* s = new service(
+      "srcu-engine", &engine_step, &domain_state::engine_slot,
+      [](std::uint64_t now_ns) { return pool().maintain(now_ns); });
   return *s;
 }
 

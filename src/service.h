@@ -1,12 +1,16 @@
-// A library thread that serves every domain kicked onto its queue: the
-// grace-period engine ("srcu-engine") and the callback thread
-// ("srcu-callbacks") are two instances. Started with the first domain;
-// creating more domains creates no thread.
+// The library thread that serves every domain kicked onto its queue: the
+// grace-period engine ("srcu-engine"). Started with the first domain;
+// creating more domains creates no thread. It never runs user code and never
+// waits for a thread that does (user callbacks run on the callback pool,
+// callback_pool.h), so its steps are short and never block.
 //
 // A service steps each kicked domain with no lock held (the domain is marked
 // busy meanwhile; forget() waits for that). A step that must retry (readers
 // still inside) is re-run after a backoff (50 us doubling to 5 ms), never
-// slept on, so one blocked domain never holds up the others.
+// slept on, so one blocked domain never holds up the others. A step may ask
+// for a longer pause (retry_floor_ns): a grace period stalled by a reader for
+// a long time is polled less often, so 100,000 stalled domains do not keep
+// the engine busy.
 //
 // Lock order: service mutex -> registry -> domain locks. kick() takes no lock
 // and is async-signal-safe.
@@ -42,18 +46,24 @@ struct service_slot {
   // time: the domain stays listed and is stepped again by then, without
   // a kick. 0: none. Read and cleared by the service after the step.
   std::uint64_t step_again_at_ns = 0;
+  // Set by a step that returns kRetry: retry no sooner than this many ns
+  // from now (0: the usual backoff). Read and cleared by the service.
+  std::uint64_t retry_floor_ns = 0;
 };
 
 class service {
  public:
   using step_fn = service_result (*)(domain_state*);
-  service(const char* thread_name, step_fn step, service_slot domain_state::*slot)
-      : name_(thread_name), step_(step), slot_(slot) {}
+  // Called once per loop, no lock held: returns when it wants to run again
+  // (monotonic ns, ~0 for "not before the next wake").
+  using tick_fn = std::uint64_t (*)(std::uint64_t now_ns);
+  service(const char* thread_name, step_fn step, service_slot domain_state::*slot, tick_fn tick)
+      : name_(thread_name), step_(step), slot_(slot), tick_(tick) {}
 
   void start() noexcept;                  // idempotent
   void kick(domain_state* d) noexcept;    // lock-free, async-signal-safe
+  void wake() noexcept;                   // run the loop (and the tick) now; lock-free
   void forget(domain_state* d) noexcept;  // from ~domain: never touch d again
-  bool on_service_thread() const noexcept;
 
   void prepare_fork() noexcept;
   void parent_after_fork() noexcept;
@@ -71,6 +81,7 @@ class service {
   const char* const name_;
   const step_fn step_;
   service_slot domain_state::* const slot_;
+  const tick_fn tick_;
   std::mutex mutex_;
   std::condition_variable batch_done_;
   service_slot* list_ = nullptr;
@@ -81,8 +92,7 @@ class service {
   kick_queue queue_;
 };
 
-// The two services (src/service.cc).
+// The engine (src/service.cc).
 service& engine() noexcept;
-service& callback_thread() noexcept;
 
 }  // namespace srcu::detail

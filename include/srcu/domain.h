@@ -81,6 +81,15 @@ struct domain_options {
   // threads; batching keeps a steady stream of call()s from turning into
   // tens of thousands of them per second. 0: a grace period per burst, at once.
   std::chrono::microseconds callback_delay{1000};
+  // Opt-in bound for the allocating forms call(F) and retire(): while this
+  // many of the domain's callbacks are queued and not yet run, they wait
+  // (hurrying the grace period) before queueing another. 0: no bound.
+  // call(head, func) never waits, whatever this says. Deadlock rule: do not
+  // call them on a bounded domain while holding a lock that one of its
+  // callbacks takes (as for synchronize()). Where waiting would wait for
+  // itself they go over the bound instead of waiting: inside a reader of
+  // this domain (folly#1211) and inside its own callbacks or submit().
+  std::size_t callback_backlog_limit = 0;
 };
 
 class domain {
@@ -91,11 +100,17 @@ class domain {
   domain();
   explicit domain(const domain_options& options);
 
-  // Preconditions: no reader of any flavour is active (checked always: a
-  //   message naming the domain, then abort), no thread is inside an updater
-  //   call on this domain, not called from one of its own callbacks.
-  // Effects: does barrier() (every queued callback runs; none is lost, none
-  //   runs after the destructor returns), then releases every slot.
+  // Preconditions: no reader of any flavour is active (checked always, and
+  //   first: a message naming the domain, then abort; never a hang), no
+  //   thread is inside an updater call on this domain, not called from one
+  //   of its own callbacks or its executor's submit() (checked always).
+  //   Legal from any other domain's callback or executor, so retire() of an
+  //   object that owns a domain works.
+  // Effects: with nothing queued, returns without waiting. Otherwise runs
+  //   every queued callback, including those that callbacks queue on this
+  //   domain while it runs (none is lost, none runs after it returns), then
+  //   releases every slot. A callback that re-queues itself every time it
+  //   runs keeps the destructor waiting.
   ~domain();
   domain(const domain&) = delete;
   domain& operator=(const domain&) = delete;
@@ -154,19 +169,20 @@ class domain {
 
   // barrier: returns after every callback queued before the call, by any
   //   thread, has run (not merely been scheduled). Callable concurrently.
-  //   Does not wait out domain_options::callback_delay: held callbacks get
-  //   their grace period at once.
-  // Preconditions: not inside a read_lock() section of this domain, not
-  //   inside one of this domain's callbacks, and not inside any callback on
-  //   srcu's callback thread if this domain uses it (each would wait for
-  //   itself; checked always: message, abort).
+  //   Returns at once when nothing is queued. Does not wait out
+  //   domain_options::callback_delay: held callbacks get their grace period
+  //   at once.
+  // Preconditions: not inside a read_lock() section of this domain, and not
+  //   inside one of this domain's own callbacks or its executor's submit()
+  //   (each would wait for itself; checked always: message, abort). Legal
+  //   from any other domain's callback or submit(), on any thread.
   // Synchronizes-with: each such callback's return happens-before barrier()
   //   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
   void barrier();
 
   // --- Deferred reclamation --------------------------------------------------
   // call: queues func(head) to run once, after a grace period that begins
-  //   after this call, on srcu's callback thread or the domain's executor.
+  //   after this call, on one of srcu's callback workers or the domain's executor.
   //   Callbacks queued by one thread run in queueing order. Callbacks wait
   //   up to domain_options::callback_delay (1 ms) for company before their
   //   grace period starts, so a stream of calls shares grace periods.
@@ -180,10 +196,13 @@ class domain {
 
   // call(f): the same for any callable `void()`, moved into a node that is
   //   allocated here (so: Allocates: yes; not async-signal-safe).
+  // Blocking: only with domain_options::callback_backlog_limit set, while
+  //   that many callbacks are pending (see there for the deadlock rule).
   template <class F>
   void call(F&& f);
 
-  // retire(p, d): d(p) after a grace period. Allocates a node.
+  // retire(p, d): d(p) after a grace period. Allocates a node. Blocking: as
+  //   call(f).
   template <class T, class D = std::default_delete<T>>
   void retire(T* p, D d = D());
 
@@ -217,6 +236,8 @@ class domain {
   friend struct detail::domain_state;
 
   detail::counter_block* register_reader();  // slow path of read_lock
+  [[noreturn]] void unlock_without_lock() const noexcept;  // unlock() misuse, always checked
+  void before_allocating_call();             // callback_backlog_limit
   read_token shared_lock(detail::flavour f) noexcept;
   void shared_unlock(read_token token, detail::flavour f) noexcept;
   void check_unlock(read_token token, detail::flavour f) const noexcept;
@@ -240,6 +261,7 @@ void domain::call(F&& f) {
     explicit node(F&& fn) : fn(std::forward<F>(fn)) {}
     std::decay_t<F> fn;
   };
+  before_allocating_call();
   node* n = new node(std::forward<F>(f));
   call(n, [](callback_head* h) {
     node* self = static_cast<node*>(h);
@@ -315,9 +337,9 @@ SRCU_ALWAYS_INLINE bool domain::try_lock() noexcept {
 
 SRCU_ALWAYS_INLINE void domain::unlock() noexcept {
   detail::counter_block* slot = detail::this_thread_slot(id_);
-#if SRCU_DEBUG
-  if (slot == nullptr || slot->lock_depth == 0) check_unlock(read_token(), detail::kThreadFlavour);
-#endif
+  // Always on (the depth is loaded anyway): without it a depth of 0 would
+  // wrap, and every later lock() on this thread would take no reader.
+  if (SRCU_UNLIKELY(slot == nullptr || slot->lock_depth == 0)) unlock_without_lock();
   if (--slot->lock_depth != 0) return;
   read_unlock(read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(slot)) |
                         slot->lock_index));

@@ -41,7 +41,9 @@ void queue_from_handler(int) {
 }
 
 // Thread id of srcu's thread called `name` (they are named with pthread_setname_np).
-pid_t library_thread(const char* name) {
+// The first thread whose name starts with `prefix` ("srcu-engine", or
+// "srcu-cb/" for any callback worker).
+pid_t library_thread(const char* prefix) {
   DIR* d = opendir("/proc/self/task");
   pid_t found = 0;
   while (dirent* e = readdir(d)) {
@@ -49,7 +51,7 @@ pid_t library_thread(const char* name) {
     std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
     std::string c;
     std::getline(comm, c);
-    if (c == name) found = static_cast<pid_t>(std::atoi(e->d_name));
+    if (c.rfind(prefix, 0) == 0) found = static_cast<pid_t>(std::atoi(e->d_name));
   }
   closedir(d);
   return found;
@@ -63,7 +65,7 @@ TEST(CallbackSignals, HandlerCallsCallWhileInterruptedInsideCallAndOnTheEngine) 
   //     interrupts it, and its handler calls call() and start_poll() on D.
   //  3. If call() took any lock, the handler would wait for the lock its
   //     own thread holds. The same must hold when the interrupted thread is
-  //     srcu's engine or callback thread.
+  //     srcu's engine or a callback worker.
   // Every signal's callback must run exactly once; nothing may hang.
   srcu::domain d({.name = "signal-call"});
   g_domain = &d;
@@ -100,7 +102,7 @@ TEST(CallbackSignals, HandlerCallsCallWhileInterruptedInsideCallAndOnTheEngine) 
   pid_t engine_tid = 0, callback_tid = 0;
   for (int i = 0; i < 100 && (engine_tid == 0 || callback_tid == 0); ++i) {
     engine_tid = library_thread("srcu-engine");
-    callback_tid = library_thread("srcu-callbacks");
+    callback_tid = library_thread("srcu-cb/");
     std::this_thread::sleep_for(1ms);
   }
   ASSERT_NE(engine_tid, 0);
@@ -235,7 +237,7 @@ TEST_F(CallbackMisuse, BarrierInsideOwnCallbackAborts) {
         d.call([] { dom->barrier(); });
         d.barrier();
       },
-      "domain 'barrier-self': barrier\\(\\) called from inside one of this domain's callbacks");
+      "domain 'barrier-self': barrier\\(\\) called from inside one of this domain's own callbacks");
 }
 
 }  // namespace

@@ -18,7 +18,8 @@ TEST(MisuseRelease, DoubleUnlockIsCaughtByTheNextGracePeriod) {
         d.read_unlock_signal_safe(t);
         d.synchronize();
       },
-      "domain 'release-twice': 1 more unlocks than locks on index 0");
+      "domain 'release-twice': 1 more unlock\\(s\\) than locks on index 0 in the "
+      "signal-safe/down_read counters");
 }
 
 TEST(MisuseRelease, SynchronizeInsideReaderIsCheckedInReleaseToo) {

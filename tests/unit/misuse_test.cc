@@ -106,7 +106,7 @@ TEST_F(Misuse, UnlockWithoutLockAborts) {
         srcu::domain d({.name = "misuse-unlock"});
         d.unlock();
       },
-      "domain 'misuse-unlock': read_unlock\\(\\) without a matching lock");
+      "domain 'misuse-unlock': unlock\\(\\) without a matching lock\\(\\)");
 }
 
 TEST_F(Misuse, ReadUnlockOnAnotherThreadAborts) {

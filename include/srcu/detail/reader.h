@@ -58,7 +58,6 @@ namespace srcu::detail {
 struct alignas(64) shard_block : counter_pair {
   std::atomic<callback_head*> staged{nullptr};  // Treiber stack, newest first
   std::atomic<std::uint64_t> enqueued{0};       // call() tickets
-  std::atomic<std::uint64_t> invoked{0};        // callbacks of this shard that have run
 };
 static_assert(sizeof(shard_block) == 64);
 
