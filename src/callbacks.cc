@@ -34,6 +34,8 @@
 // any callback or submit(): the pool adds a worker when all are busy.
 
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "callback_pool.h"
 #include "diagnostics.h"
@@ -89,6 +91,7 @@ void domain_state::segment::append(segment& other) noexcept {
     tail->next = other.head;
   }
   tail = other.tail;
+  count += other.count;
   other = segment{};
 }
 
@@ -122,11 +125,37 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
   }
   head->func = func;
   shard_block& shard = self->shards_[this_thread_callback_shard() & self->shard_mask_];
-  // Ticket before the push: callbacks_idle() and the backlog count it from
-  // here on, so neither can report "nothing queued" while it is on its way.
-  shard.enqueued.fetch_add(1, std::memory_order_seq_cst);
+  // Ticket before the push: callbacks_pending() counts it from here on, so
+  // neither barrier() nor ~domain() can report "nothing queued" while it is
+  // on its way.
+  const std::uint64_t ticket = shard.enqueued.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("call: ticket taken, before the push");
   stage(shard, head);
+  if (SRCU_UNLIKELY((ticket & (kFloodCheckEvery - 1)) == kFloodCheckEvery - 1)) {
+    catch_up_with_flood();
+  }
+}
+
+std::uint64_t domain_state::callbacks_owed() const noexcept {
+  const std::uint64_t pending = callbacks_pending();
+  const std::uint64_t waiting = cb_gp_waiting.load(std::memory_order_relaxed);
+  return pending > waiting ? pending - waiting : 0;  // the two reads race: clamp
+}
+
+// Floods (issue 9): call() never blocks and never waits for another thread,
+// but a thread that queues callbacks faster than srcu's threads can take
+// them (drain, run) pays for it with its own CPU time: every
+// kFloodCheckEvery-th call() on a shard looks at the work srcu owes, and
+// while that is above kFloodHighWater it yields the CPU, at most
+// kFloodMaxYields times. A yield hands the CPU to another runnable thread;
+// srcu's engine and workers are runnable exactly when they owe work. No
+// lock, no wait on any condition, a raw system call (async-signal-safe).
+// Callbacks waiting for a grace period do not count: a reader blocked for
+// seconds makes them wait, and slowing call() would not help it.
+void domain_state::catch_up_with_flood() noexcept {
+  for (std::uint32_t y = 0; y < kFloodMaxYields && callbacks_owed() > kFloodHighWater; ++y) {
+    ::syscall(SYS_sched_yield);
+  }
 }
 
 void domain_state::drain_staged() {
@@ -140,6 +169,7 @@ void domain_state::drain_staged() {
       callback_head* next = list->next;
       list->next = part.head;
       part.head = list;
+      part.count += !is_barrier_marker(list);
       list = next;
     }
     fresh.append(part);
@@ -168,6 +198,7 @@ void domain_state::drain_staged() {
       cb_wait[1].cookie = cookie;
     }
     cb_waiting_gp.store(true, std::memory_order_seq_cst);
+    cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   }
   request(cookie);
 }
@@ -179,6 +210,7 @@ bool domain_state::advance_ready_locked() noexcept {
     cb_wait[1] = segment{};
   }
   cb_waiting_gp.store(!cb_wait[0].empty(), std::memory_order_seq_cst);
+  cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   return !cb_ready.empty();
 }
 
@@ -200,12 +232,16 @@ void dispatch_callbacks(domain_state* d) noexcept {
       size += !is_barrier_marker(last);
     }
     d->cb_ready.head = last->next;
+    d->cb_ready.count -= size;
     if (d->cb_ready.head == nullptr) d->cb_ready.tail = nullptr;
     last->next = nullptr;
     d->cb_batch_out = true;
   }
   callback_batch b = d->make_batch(head, size);
-  if (d->cb_executor != nullptr) {
+  // A batch of nothing but barrier() markers runs no user code: it is run
+  // here, in order (the domain's previous batch has completed), and the
+  // executor is not bothered with it.
+  if (d->cb_executor != nullptr && size != 0) {
     domain_state* const outer = tls_running_callbacks;
     tls_running_callbacks = d;  // inside d's submit(): waits for d's callbacks are misuse
     d->cb_executor->submit(std::move(b));
@@ -312,6 +348,7 @@ void domain_state::discard_callbacks_in_child() noexcept {
   cb_staged.store(false, std::memory_order_relaxed);
   cb_last_drain_ns = 0;
   cb_waiting_gp.store(false, std::memory_order_relaxed);
+  cb_gp_waiting.store(0, std::memory_order_relaxed);
   cb_hurry.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
   engine_slot.busy = false;

@@ -125,11 +125,16 @@ struct domain_state {
   // call() takes a ticket on its thread's shard and pushes there. Tickets
   // minus cb_invoked is the number of callbacks queued and not yet returned.
   static constexpr std::uint32_t kMaxCallbackShards = 8;
+  // Flood catch-up (catch_up_with_flood()).
+  static constexpr std::uint64_t kFloodCheckEvery = 64;      // call()s per shard; power of 2
+  static constexpr std::uint64_t kFloodHighWater = 1u << 18;  // owed callbacks
+  static constexpr std::uint32_t kFloodMaxYields = 64;
   // A list of callbacks waiting for (or past) one grace-period cookie.
   struct segment {
     callback_head* head = nullptr;
     callback_head* tail = nullptr;
     std::uint64_t cookie = 0;
+    std::uint64_t count = 0;  // callbacks, not counting barrier() markers
     bool empty() const noexcept { return head == nullptr; }
     void append(segment& other) noexcept;           // moves other's callbacks here
   };
@@ -144,6 +149,7 @@ struct domain_state {
   segment cb_ready;                        // guarded by mutex; past their grace period
   bool cb_batch_out = false;               // guarded by mutex; one batch per domain out
   std::atomic<std::uint64_t> cb_invoked{0};       // callbacks whose batch has completed
+  std::atomic<std::uint64_t> cb_gp_waiting{0};    // callbacks in cb_wait (written under mutex)
   std::atomic<std::uint32_t> cb_done_word{0};     // futex: bumped per completed batch
   std::atomic<std::uint32_t> cb_hurry{0};         // barrier()/backlog waiters: no delay
   std::atomic<std::uint32_t> cb_completing{0};    // batch completions touching this
@@ -159,6 +165,10 @@ struct domain_state {
   void barrier();
   void wait_for_backlog_below(std::uint64_t limit) noexcept;  // bounded call(F)/retire()
   std::uint64_t callbacks_pending() const noexcept;  // queued, not yet returned
+  // Pending minus those waiting for a grace period: the work srcu's own
+  // threads owe (staged, ready, running). What a flood is measured by.
+  std::uint64_t callbacks_owed() const noexcept;
+  void catch_up_with_flood() noexcept;      // call(): yields while far behind
   bool running_own_callbacks() const noexcept;       // this thread, inside ours?
   void check_may_wait_for_callbacks(const char* what) const noexcept;
   void discard_callbacks_in_child() noexcept;

@@ -86,6 +86,13 @@ void release_record_locked(registry& r, thread_record* rec, bool exiting,
     if (slot == nullptr) continue;
     domain_state* d = r.domains[id];  // live: registry_remove clears entries first
     if (exiting && (!slot_balanced(slot) || slot->lock_depth != 0)) {
+      for (unsigned i = 0; i < 2; ++i) {
+        if (slot->unlocks[i].load(std::memory_order_relaxed) >
+            slot->locks[i].load(std::memory_order_relaxed)) {
+          die(d->name, "a thread exited after unlocking more read-side critical sections "
+                       "than it locked (read_unlock()/unlock() called twice for one lock)");
+        }
+      }
       die(d->name, "a thread exited inside a read-side critical section (read_lock/lock "
                    "without read_unlock/unlock); its grace periods could never end");
     }

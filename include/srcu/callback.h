@@ -11,13 +11,32 @@
 //
 // (domain::retire(p) and domain::call(lambda) do this for you, allocating.)
 //
-// Executors. By default callbacks run on srcu's callback thread, one batch
-// after another for all domains: a callback that sleeps delays later
-// callbacks of every domain on that thread (never any domain's grace
-// periods). A domain may name its own executor in domain_options; srcu hands
-// it ready batches with no library lock held, from the callback thread, at
-// most one batch per domain outstanding, so callbacks keep their order even
-// on a multi-threaded executor.
+// Where callbacks run. By default on srcu's callback workers ("srcu-cb/N"),
+// a small pool shared by every domain: a worker runs at most 1,024 callbacks
+// of a domain per turn and then serves the next ready domain (fair turns),
+// and when every worker has been busy for 2 ms while ready callbacks wait
+// (a callback sleeps, waits in barrier() for another domain, deletes a
+// domain), srcu adds a worker, up to 32. So a callback that sleeps delays
+// only its own domain's later callbacks, never another domain's callbacks
+// and never any grace period. The engine thread, which drives every
+// domain's grace periods, never runs user code.
+//
+// Executors. A domain may name its own executor in domain_options; a worker
+// hands it ready batches with no library lock held, at most one batch per
+// domain outstanding, so callbacks keep their order even on a multi-threaded
+// executor.
+//
+// Which waits are legal inside a callback or submit(): everything except
+// waiting for the callbacks of the domain being run (barrier() or ~domain()
+// of that domain: checked, message, abort). synchronize() of any domain,
+// barrier() and ~domain() of any other domain, call() of any domain: all
+// fine. (docs/design.md, "Callback delivery", argues why no wait cycle is
+// made by srcu.)
+//
+// Limitations: callbacks queued before fork() run in the parent only; the
+// child's copies are discarded. A callback that never returns keeps a
+// worker for ever; with 32 such, other domains' callbacks wait (a message
+// on stderr says so).
 #pragma once
 
 #include <cstddef>
@@ -63,10 +82,12 @@ class callback_batch {
 class executor {
  public:
   // Takes a ready batch and must eventually call batch.run() exactly once,
-  // on any thread. Called from srcu's callback thread with no srcu lock held;
-  // it may take its own locks, and call domain::call() on any domain (also
-  // while holding them). It should not wait for callbacks of the same domain
-  // to finish (the next batch is handed over only after this one ran).
+  // on any thread. Called from one of srcu's callback workers with no srcu
+  // lock held; it may take its own locks, call domain::call() on any domain
+  // (also while holding them), and wait for other domains (barrier(),
+  // synchronize()). It must not wait for callbacks of the same domain to
+  // finish: the next batch is handed over only after this one ran (barrier()
+  // of the same domain from here is checked: message, abort).
   virtual void submit(callback_batch batch) noexcept = 0;
 
  protected:

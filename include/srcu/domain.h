@@ -26,7 +26,9 @@
 // simpler), or when readers must see the newest value at every instant.
 //
 // Limitations.
-//  - fork() without exec(): the child may keep using every domain. Readers
+//  - fork() without exec(): the child may keep using every domain. Callbacks
+//    queued before fork() run in the parent only; the child's copies are
+//    discarded (they would otherwise run twice). Readers
 //    that other (vanished) threads held at the fork do not hold up the child;
 //    the forking thread's own read_lock() sections continue in the child. A
 //    signal-safe or down_read() section in flight at fork() is treated as
@@ -71,7 +73,7 @@ struct domain_state;
 struct domain_options {
   const char* name = "srcu";  // shown in diagnostics; the pointer must outlive the domain
   std::chrono::milliseconds stall_timeout{10'000};  // grace period this long -> stall report; 0 = off
-  // Runs this domain's ready callbacks; nullptr: srcu's callback thread.
+  // Runs this domain's ready callbacks; nullptr: srcu's callback workers.
   // Must outlive the domain. See srcu/callback.h.
   executor* callback_executor = nullptr;
   // How long queued call()s wait for company: callbacks staged since the
@@ -94,8 +96,9 @@ struct domain_options {
 
 class domain {
  public:
-  // Effects: creates a domain; starts the library's engine thread with the
-  //   first domain of the process (no thread per domain).
+  // Effects: creates a domain; starts the library's engine thread and first
+  //   callback worker with the first domain of the process (no thread per
+  //   domain).
   // Allocates: yes. Thread-safe.
   domain();
   explicit domain(const domain_options& options);
@@ -191,6 +194,11 @@ class domain {
   //   clears head->func just before invoking it.
   // Blocking: never. Lock-free (no lock of any kind, so callable with any
   //   lock held, from inside a callback, from an executor's submit()).
+  //   Floods: when srcu's threads owe more than 262,144 of this domain's
+  //   callbacks (queued and past their grace period, or not yet taken),
+  //   every 64th call() on a thread yields the CPU, up to 64 times, so a
+  //   flood pays with its own CPU time and invocation catches up; it never
+  //   waits for anything. Callbacks waiting for a grace period do not count.
   // Async-signal-safe: yes. Allocates: no.
   void call(callback_head* head, void (*func)(callback_head*)) noexcept;
 
