@@ -251,8 +251,9 @@ void dispatch_callbacks(domain_state* d) noexcept {
   }
 }
 
+// Called by callback_batch::run() after the batch's callbacks, with
+// cb_completing already raised by run() (before its first callback).
 void domain_state::complete_batch(std::size_t size) noexcept {
-  cb_completing.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("complete_batch: callbacks ran, before counting them");
   bool more;
   {
@@ -397,6 +398,12 @@ void callback_batch::run() noexcept {
   detail::domain_state* const d = domain_;
   if (d == nullptr) detail::die("(unknown)", "callback_batch::run() on a batch already run");
   domain_ = nullptr;
+  // From before the first callback to complete_batch()'s last touch of d,
+  // ~domain() must not free d: a barrier() marker in this batch may let a
+  // ~domain() elsewhere see nothing pending while this frame still has
+  // complete_batch() to run (found by srcu-torture's domain churn: a
+  // marker-only batch on an executor thread, then a use after free).
+  d->cb_completing.fetch_add(1, std::memory_order_seq_cst);
   detail::domain_state* const outer = detail::tls_running_callbacks;
   detail::tls_running_callbacks = d;
   callback_head* cb = head_;

@@ -262,12 +262,12 @@ service_result engine_step(domain_state* d) {
   if (ready) pool().enqueue(d);
   if (r != step_result::kBusy) return service_result::kDone;
   // Readers are inside. A grace period stalled for a long time (a blocked
-  // reader) is polled at 1/8 of its age, at most once a second: it ends
-  // that much later than it could, and 100,000 stalled domains cost the
-  // engine little instead of a CPU.
+  // reader) is polled at a quarter of its age, at most once a second: it
+  // ends at most that much later than it could, and 100,000 stalled
+  // domains cost the engine a fraction of a CPU instead of most of one.
   const std::uint64_t started = d->gp_start_ns.load(std::memory_order_relaxed);
   const std::uint64_t age = monotonic_ns() - started;
-  d->engine_slot.retry_floor_ns = std::min<std::uint64_t>(age / 8, 1'000'000'000);
+  d->engine_slot.retry_floor_ns = std::min<std::uint64_t>(age / 4, 1'000'000'000);
   return service_result::kRetry;
 }
 

@@ -33,14 +33,14 @@ enum class service_result { kDone, kRetry };
 
 // Per (domain, service) bookkeeping, embedded in domain_state.
 struct service_slot {
+  static constexpr std::uint32_t kNotListed = ~std::uint32_t{0};
   kick_node node;
-  service_slot* prev = nullptr;  // work list (service mutex)
-  service_slot* next = nullptr;
-  bool listed = false;
+  // Position in the service's timer heap (ordered by when it is due), or
+  // kNotListed. A slot being stepped is not in the heap. Service mutex.
+  std::uint32_t heap_index = kNotListed;
   bool busy = false;   // being stepped right now
   bool rekicked = false;  // kicked again while busy: step again, do not unlink
   bool dying = false;  // ~domain: never step again
-  std::uint64_t next_check_ns = 0;
   std::uint64_t backoff_ns = 0;
   // Set by a step (on the service thread) that has work due at a known
   // time: the domain stays listed and is stepped again by then, without
@@ -60,6 +60,8 @@ class service {
   service(const char* thread_name, step_fn step, service_slot domain_state::*slot, tick_fn tick)
       : name_(thread_name), step_(step), slot_(slot), tick_(tick) {}
 
+  static constexpr std::size_t kMaxStepsPerLoop = 128;
+
   void start() noexcept;                  // idempotent
   void kick(domain_state* d) noexcept;    // lock-free, async-signal-safe
   void wake() noexcept;                   // run the loop (and the tick) now; lock-free
@@ -74,8 +76,14 @@ class service {
   static void* thread_main(void* self);
   void run();
   void absorb_locked();
-  void link_locked(service_slot* s);
+  static constexpr std::uint32_t kHeapArity = 4;
+  // The work list is a 4-ary min-heap on the time each slot is due, so a loop costs
+  // O(due log n), not O(listed): 100,000 stalled domains stay cheap.
+  void link_locked(service_slot* s, std::uint64_t check_at_ns);  // insert or re-key
   void unlink_locked(service_slot* s);
+  void heap_swap(std::uint32_t a, std::uint32_t b) noexcept;
+  void sift_up(std::uint32_t i) noexcept;
+  void sift_down(std::uint32_t i) noexcept;
   void start_thread_locked() noexcept;
 
   const char* const name_;
@@ -84,7 +92,11 @@ class service {
   const tick_fn tick_;
   std::mutex mutex_;
   std::condition_variable batch_done_;
-  service_slot* list_ = nullptr;
+  struct heap_entry {
+    std::uint64_t key;  // when the slot is due (monotonic ns)
+    service_slot* slot;
+  };
+  std::vector<heap_entry> heap_;
   bool started_ = false;
   bool restart_ = false;  // child: the parent had a thread
   bool batch_active_ = false;
