@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -84,17 +88,57 @@ TEST(GracePeriod, ConcurrentCallersShareGracePeriods) {
   EXPECT_LE(d.grace_periods_completed() - before, 2u);
 }
 
-TEST(GracePeriod, ManyDomainsNeedNoThreads) {
-  // Thousands of domains cost no threads: create them, use them, destroy them.
-  std::vector<std::unique_ptr<srcu::domain>> domains;
-  for (int i = 0; i < 2000; ++i) domains.push_back(std::make_unique<srcu::domain>());
-  for (auto& d : domains) {
-    srcu::read_guard g(*d);
+// Threads of this process now (each is an entry of /proc/self/task).
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Uses each domain in every way that could need a thread: a reader, a grace
+// period, a callback and a barrier that waits for it to run.
+void use_each(std::vector<std::unique_ptr<srcu::domain>>& domains, std::size_t from,
+              std::atomic<std::size_t>& callbacks_run) {
+  for (std::size_t i = from; i < domains.size(); ++i) {
+    srcu::domain& d = *domains[i];
+    { srcu::read_guard g(d); }
+    d.synchronize();
+    d.call([&callbacks_run] { callbacks_run.fetch_add(1, std::memory_order_relaxed); });
+    d.barrier();
   }
-  for (int i = 0; i < 2000; i += 97) domains[i]->synchronize_expedited();
+}
+
+TEST(GracePeriod, ManyDomainsNeedNoThreads) {
+  // Domains cost no thread each: the library's threads (the engine and the
+  // callback workers) are shared by all of them. The thread count with 1000
+  // live, used domains is compared with the count with 10; a thread per
+  // domain would add ~990. The margin allows the callback pool to start a
+  // worker or two when a worker is starved of CPU (a noisy 2-core VM); it
+  // never grows with the number of domains.
+  constexpr std::size_t kFew = 10, kMany = 1000, kMargin = 2;
+  std::atomic<std::size_t> callbacks_run{0};
+  std::vector<std::unique_ptr<srcu::domain>> domains;
+  for (std::size_t i = 0; i < kFew; ++i) domains.push_back(std::make_unique<srcu::domain>());
+  use_each(domains, 0, callbacks_run);  // starts whatever the library starts at all
+  ASSERT_EQ(callbacks_run.load(), kFew);
+  const std::size_t with_few = thread_count();
+
+  for (std::size_t i = kFew; i < kMany; ++i) domains.push_back(std::make_unique<srcu::domain>());
+  const std::size_t created = thread_count();
+  use_each(domains, kFew, callbacks_run);
+  for (std::size_t i = 0; i < kMany; i += 97) domains[i]->synchronize_expedited();
+  ASSERT_EQ(callbacks_run.load(), kMany);
+  const std::size_t with_many = thread_count();
+
+  EXPECT_LE(created, with_few + kMargin) << "creating " << kMany - kFew << " domains started threads";
+  EXPECT_LE(with_many, with_few + kMargin)
+      << "threads with " << kMany << " used domains: " << with_many << ", with " << kFew << ": "
+      << with_few;
+
   domains.clear();
   srcu::domain after;  // ids are recycled
   after.synchronize();
+  EXPECT_LE(thread_count(), with_few + kMargin);
 }
 
 TEST(GracePeriod, RecycledDomainIdGetsFreshSlot) {

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -110,31 +114,71 @@ TEST(Readers, SynchronizeWaitsForReadGuard) {
 }
 
 TEST(Readers, ReadersStartingDuringSynchronizeDoNotHoldItUp) {
-  // Readers that begin after synchronize() started, back to back on several
-  // threads (and always at least one inside), must not keep it waiting.
-  srcu::domain d;
+  // Three reader threads, one per flavour, are never outside a section: each
+  // begins its next section (holding each ~100 us) before it ends the
+  // current one. synchronize() must still return, every time: it waits only
+  // for readers that began before it.
+  //
+  // And readers really did start during each call: a thread's last section
+  // counted before the call began before it, so the call waits for it to
+  // end; the thread began its next section before ending that one, so the
+  // count read after the call returned is higher. (A synchronize() that
+  // waited for a moment with no reader inside would never return: the
+  // watchdog fails the test naming the call.)
+  constexpr int kReaders = 3, kCalls = 20;
+  srcu::domain d({.name = "overlapping"});
   std::atomic<bool> stop{false};
+  std::array<std::atomic<std::uint64_t>, kReaders> started{};
+  std::array<flag, kReaders> running;
+  auto lock = [&d](int flavour) {
+    switch (flavour) {
+      case 0: return d.read_lock();
+      case 1: return d.read_lock_signal_safe();
+      default: return d.down_read();
+    }
+  };
+  auto unlock = [&d](int flavour, srcu::read_token t) {
+    switch (flavour) {
+      case 0: d.read_unlock(t); break;
+      case 1: d.read_unlock_signal_safe(t); break;
+      default: d.up_read(t); break;
+    }
+  };
   std::vector<std::thread> readers;
-  for (int i = 0; i < 4; ++i) {
-    readers.emplace_back([&, i] {
-      while (!stop.load(std::memory_order_relaxed)) {
-        const srcu::read_token outer = d.read_lock();
-        const srcu::read_token inner = i % 2 ? d.read_lock_signal_safe() : d.down_read();
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      srcu::read_token current = lock(r);
+      started[r].fetch_add(1);
+      running[r].set();
+      while (!stop.load()) {
         std::this_thread::sleep_for(100us);
-        if (i % 2) d.read_unlock_signal_safe(inner);
-        else d.up_read(inner);
-        d.read_unlock(outer);
+        const srcu::read_token next = lock(r);  // begins before `current` ends
+        started[r].fetch_add(1);
+        unlock(r, current);
+        current = next;
       }
+      unlock(r, current);
     });
   }
-  std::this_thread::sleep_for(5ms);
-  for (int i = 0; i < 20; ++i) {
-    d.synchronize();
-    d.synchronize_expedited();
+  srcu_test::watchdog watchdog("the reader threads to enter their first sections");
+  for (auto& f : running) EXPECT_TRUE(f.wait());
+  for (int i = 0; i < 2 * kCalls; ++i) {
+    const bool expedited = i % 2 != 0;
+    watchdog.rearm(std::string(expedited ? "synchronize_expedited()" : "synchronize()") + " call " +
+                   std::to_string(i + 1) + " of " + std::to_string(2 * kCalls) +
+                   " to return while readers keep starting");
+    std::array<std::uint64_t, kReaders> before;
+    for (int r = 0; r < kReaders; ++r) before[r] = started[r].load();
+    if (expedited) d.synchronize_expedited();
+    else d.synchronize();
+    for (int r = 0; r < kReaders; ++r) {
+      EXPECT_GT(started[r].load(), before[r])
+          << "call " << i + 1 << ": reader " << r << " began no section while synchronize() waited";
+    }
   }
   stop = true;
   for (auto& t : readers) t.join();
-  EXPECT_GE(d.grace_periods_completed(), 40u);
+  EXPECT_GE(d.grace_periods_completed(), 2u * kCalls);
 }
 
 TEST(Readers, NestThousandDeepInEveryFlavour) {

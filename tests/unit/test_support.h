@@ -5,7 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <string>
 #include <thread>
 
 namespace srcu_test {
@@ -52,6 +56,58 @@ class held_reader {
  private:
   flag inside_, release_;
   std::thread thread_;
+};
+
+// A hang guard for a step that must finish: if it is still armed after
+// `limit`, prints what the test was waiting for and aborts, so the test fails
+// with that message instead of hanging until ctest's TIMEOUT. Limits are
+// tens of seconds: a guard against hangs, never a speed assertion.
+// rearm() names the next step and restarts the limit; the destructor disarms.
+class watchdog {
+ public:
+  explicit watchdog(std::string what, std::chrono::seconds limit = 30s)
+      : limit_(limit), what_(std::move(what)), deadline_(clock::now() + limit_),
+        thread_([this] { run(); }) {}
+  ~watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      disarmed_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+
+  void rearm(std::string what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    what_ = std::move(what);
+    deadline_ = clock::now() + limit_;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!disarmed_) {
+      if (clock::now() >= deadline_) {
+        std::fprintf(stderr, "srcu_test::watchdog: still waiting after %lld s for: %s\n",
+                     static_cast<long long>(limit_.count()), what_.c_str());
+        std::fflush(stderr);
+        std::abort();
+      }
+      changed_.wait_until(lock, deadline_);
+    }
+  }
+
+  const std::chrono::seconds limit_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string what_;
+  clock::time_point deadline_;
+  bool disarmed_ = false;
+  std::thread thread_;  // last: starts after every other member is ready
 };
 
 // Scales stress durations: SRCU_STRESS_SECONDS (default `fallback`).

@@ -3,8 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "test_support.h"
 
 namespace {
 
@@ -47,22 +53,82 @@ TEST(Threads, ExitedThreadsReadersStayCounted) {
 }
 
 TEST(Threads, ThreadOutlivesDomainItRead) {
-  std::atomic<bool> go{false}, done{false};
-  std::thread t;
-  {
-    srcu::domain d;
-    t = std::thread([&] {
-      { srcu::read_guard g(d); }
-      done = true;
-      while (!go) std::this_thread::yield();
-      // Reads a new domain after the first is gone, then exits.
-      srcu::domain other;
-      srcu::read_guard g(other);
+  // One thread T reads a domain, keeps running after the domain is destroyed,
+  // then reads the next domain, which may receive the destroyed one's id (T's
+  // slot table still has an entry under that id). Each round, T must get a
+  // slot of the new domain: the new domain's reader_slots() grows from 0, and
+  // its synchronize() waits for T's section (a stale entry would count T's
+  // reader in freed memory, where the grace period cannot see it).
+  using namespace std::chrono_literals;
+  using srcu_test::flag;
+  constexpr int kRounds = 4;
+  struct round_state {
+    flag go, inside, release, left;
+    std::atomic<bool> section_over{false};
+  };
+  std::array<round_state, kRounds> rounds;
+  std::atomic<srcu::domain*> current{nullptr};
+  std::atomic<int> rounds_after_a_destroyed_domain{0};
+  flag all_domains_gone, exiting;
+  srcu_test::watchdog watchdog("round 0: T entering its section");
+
+  std::thread t([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      round_state& r = rounds[i];
+      if (!r.go.wait()) return;
+      if (i > 0) rounds_after_a_destroyed_domain.fetch_add(1);
+      srcu::domain& d = *current.load();
+      {
+        srcu::read_guard g(d);
+        r.inside.set();
+        (void)r.release.wait();
+        r.section_over = true;
+      }
+      r.left.set();
+    }
+    // Every domain T read is gone; T runs on and exits normally.
+    (void)all_domains_gone.wait();
+    exiting.set();
+  });
+
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string step = "round " + std::to_string(i) + ": ";
+    round_state& r = rounds[i];
+    auto d = std::make_unique<srcu::domain>(srcu::domain_options{.name = "outlived"});
+    EXPECT_EQ(d->reader_slots(), 0u) << step << "a new domain has no slots";
+    d->synchronize();  // T's entries for destroyed domains hold up nothing
+    current = d.get();
+    watchdog.rearm(step + "T entering its section");
+    r.go.set();
+    EXPECT_TRUE(r.inside.wait()) << step << "T never entered its section";
+    EXPECT_GT(d->reader_slots(), 0u) << step << "T's reader did not take a slot of the new domain";
+
+    // synchronize() must wait for T's section: it checks that the section
+    // ended before it returned. Released after a pause so that a
+    // synchronize() that misses T's reader returns while T is inside.
+    std::atomic<bool> saw_section_over{false};
+    flag synchronized;
+    std::thread updater([&] {
+      d->synchronize();
+      saw_section_over = r.section_over.load();
+      synchronized.set();
     });
-    while (!done) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);
+    EXPECT_FALSE(synchronized.is_set()) << step << "synchronize() returned while T was inside";
+    r.release.set();
+    watchdog.rearm(step + "synchronize() after T's section ended");
+    updater.join();
+    EXPECT_TRUE(saw_section_over.load()) << step << "synchronize() returned while T was inside";
+    watchdog.rearm(step + "T leaving its section");
+    EXPECT_TRUE(r.left.wait()) << step << "T never left its section";
+    d->synchronize();
+    d.reset();  // destroyed while T keeps running
   }
-  go = true;
+  all_domains_gone.set();
+  watchdog.rearm("T exiting after every domain it read was destroyed");
   t.join();
+  EXPECT_TRUE(exiting.is_set());
+  EXPECT_EQ(rounds_after_a_destroyed_domain.load(), kRounds - 1);
 }
 
 TEST(Threads, OneThreadManyDomains) {
