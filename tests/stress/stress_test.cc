@@ -147,8 +147,13 @@ namespace {
 
 // Forward progress under a call() flood: two threads queue 10 million
 // callbacks in all (SRCU_STRESS_SECONDS scales it) while readers run.
-// Callbacks must be invoked while the flood goes on, each exactly once, and
-// the number in flight must stay far below the total.
+// Callbacks must be invoked while the flood goes on, each exactly once.
+// call(head, func) never waits, so no bound is asserted here: it holds what
+// srcu's threads owe near domain_state::kFloodHighWater by yielding, which
+// is a measured behaviour (bench/srcu_flood), not a guarantee. The
+// guaranteed bound is callback_backlog_limit's, asserted in the next test.
+// (Regression, issue 9 case 10: this test asserted "in flight < total / 2"
+// and failed on a fresh clone under ctest -j2 with 5.86 M against 5 M.)
 struct flood_node : srcu::callback_head {
   std::atomic<long>* invoked;
 };
@@ -195,10 +200,57 @@ TEST(Stress, CallFloodMakesForwardProgress) {
   for (auto& t : readers) t.join();
   EXPECT_EQ(invoked.load(), total);
   EXPECT_GT(invoked_during_flood.load(), 0) << "no callback ran while the flood went on";
-  EXPECT_LT(max_in_flight.load(), total / 2) << "callbacks piled up instead of running";
   std::printf("flood: %ld callbacks, %ld invoked during the flood, at most %ld in flight "
               "(x %zu bytes each, caller-owned)\n",
               total, invoked_during_flood.load(), max_in_flight.load(), sizeof(flood_node));
+}
+
+// The guaranteed bound (issue 9, case 8): with callback_backlog_limit set,
+// two threads flooding retire() beside two spinning readers never have more
+// than the limit plus a few callbacks pending, whatever the flood's length:
+// each caller may pass the check at the same moment as the other (+2), and
+// an object counts itself alive from construction, before it is retired
+// (+1 per thread).
+TEST(Stress, BoundedRetireFloodStaysUnderItsLimit) {
+  constexpr long kLimit = 100'000;
+  srcu::domain d({.name = "bounded-flood", .callback_backlog_limit = kLimit});
+  static std::atomic<long> live, peak;
+  live = 0;
+  peak = 0;
+  struct object {
+    object() {
+      const long n = live.fetch_add(1, std::memory_order_relaxed) + 1;
+      long p = peak.load(std::memory_order_relaxed);
+      while (n > p && !peak.compare_exchange_weak(p, n, std::memory_order_relaxed)) {
+      }
+    }
+    ~object() { live.fetch_sub(1, std::memory_order_relaxed); }
+  };
+  const long total = static_cast<long>(4'000'000 * srcu_test::stress_seconds(3) / 3);
+  std::atomic<bool> stop_readers{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!stop_readers.load(std::memory_order_relaxed)) srcu::read_guard g(d);
+    });
+  }
+  srcu_test::watchdog dog("two threads retiring into a domain bounded at 100,000",
+                           std::chrono::seconds(300));
+  std::vector<std::thread> flooders;
+  for (int f = 0; f < 2; ++f) {
+    flooders.emplace_back([&] {
+      for (long i = 0; i < total / 2; ++i) d.retire(new object);
+    });
+  }
+  for (auto& t : flooders) t.join();
+  dog.rearm("barrier() after the bounded flood");
+  d.barrier();
+  stop_readers = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(live.load(), 0);
+  EXPECT_LE(peak.load(), kLimit + 4) << "the backlog went over callback_backlog_limit";
+  std::printf("bounded flood: %ld retire()s, at most %ld pending (limit %ld)\n", total,
+              peak.load(), kLimit);
 }
 
 }  // namespace
