@@ -11,7 +11,6 @@
 //
 // Prints one line: calls, the peak in flight, the final barrier() time,
 // the flood's duration, and the peak number of callback workers.
-#include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -19,12 +18,13 @@
 
 #include <srcu/srcu.h>
 
+#include "proc_threads.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,25 +32,11 @@
 
 namespace {
 
+using srcu_bench::threads_named;
+
 std::atomic<std::uint64_t> g_invoked{0};
 
 void count_invoked(srcu::callback_head*) { g_invoked.fetch_add(1, std::memory_order_relaxed); }
-
-// Threads of this process whose name starts with `prefix`.
-std::vector<pid_t> threads_named(const char* prefix) {
-  std::vector<pid_t> found;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name.rfind(prefix, 0) == 0) found.push_back(static_cast<pid_t>(std::atol(e->d_name)));
-    }
-    closedir(d);
-  }
-  return found;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();

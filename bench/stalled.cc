@@ -11,10 +11,11 @@
 // (callback_delay 0), the latency from call() to its callback, 200 times.
 // Prints the engine's CPU share and the latency median and p99; the same
 // latency with no stalled domain first, as the baseline.
-#include <dirent.h>
 #include <unistd.h>
 
 #include <srcu/srcu.h>
+
+#include "proc_threads.h"
 
 #include <algorithm>
 #include <atomic>
@@ -30,21 +31,6 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-pid_t thread_named(const char* name) {
-  pid_t found = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::ifstream comm(std::string("/proc/self/task/") + e->d_name + "/comm");
-      std::string c;
-      std::getline(comm, c);
-      if (c == name) found = static_cast<pid_t>(std::atol(e->d_name));
-    }
-    closedir(d);
-  }
-  return found;
-}
 
 // utime + stime of a thread, in clock ticks.
 long long thread_cpu_ticks(pid_t tid) {
@@ -121,7 +107,8 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));  // let the stalls age
 
-  const pid_t engine = thread_named("srcu-engine");
+  const std::vector<pid_t> engines = srcu_bench::threads_named("srcu-engine");
+  const pid_t engine = engines.empty() ? 0 : engines.front();
   const long long ticks0 = thread_cpu_ticks(engine);
   const auto t0 = clock_type::now();
   latency with{0, 0};
