@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The correctness checks beyond the test suite (issue: torture, model,
 # fuzzer), each with the verdict it must reach:
-#   1. srcu-torture, default configuration, release build: SUCCESS
+#   1. srcu-torture, default configuration (callback delivery scenarios
+#      included), release build: SUCCESS
 #   2. srcu-torture under ThreadSanitizer, with random delays at labelled
 #      points inside the library: SUCCESS and no TSan report
-#   3. srcu-torture --busted (its own broken grace period): FAILURE
+#   3. srcu-torture --busted and --busted=early-flip (its own broken grace
+#      periods: one that does not wait, one that is one phase short):
+#      FAILURE, caught by the reader pipe check
 #   4. the spin model: no error; its busted variants: a counterexample
 #   5. the libFuzzer target, if fuzz/run.sh exists: no failure
 #   scripts/correctness.sh [torture-seconds=30] [fuzz-seconds=60]
@@ -19,6 +22,12 @@ expect_verdict() {  # expect_verdict WANT LOG EXIT
   last=$(tail -n 1 "$log")
   if [ "$last" != "End of test: $want" ]; then
     echo "correctness: expected 'End of test: $want', got '$last' (exit $status)"; exit 1
+  fi
+}
+
+expect_pipe_errors() {  # expect_pipe_errors LOG: the reader pipe check caught it
+  if ! grep -q '^Reader Pipe:.*!!!' "$1"; then
+    echo "correctness: $1 failed, but not through the reader pipe check"; exit 1
   fi
 }
 
@@ -48,6 +57,16 @@ status=0; ./build/release/torture/srcu-torture --busted --duration 10 > /tmp/src
 tail -n 3 /tmp/srcu-busted.log
 expect_verdict FAILURE /tmp/srcu-busted.log $status
 [ $status -eq 1 ] || { echo "correctness: busted run exited $status, not 1"; exit 1; }
+expect_pipe_errors /tmp/srcu-busted.log
+
+echo "=== srcu-torture --busted=early-flip (must fail)"
+status=0
+./build/release/torture/srcu-torture --busted=early-flip --duration 15 > /tmp/srcu-busted-early-flip.log 2>&1 \
+  || status=$?
+tail -n 3 /tmp/srcu-busted-early-flip.log
+expect_verdict FAILURE /tmp/srcu-busted-early-flip.log $status
+[ $status -eq 1 ] || { echo "correctness: early-flip run exited $status, not 1"; exit 1; }
+expect_pipe_errors /tmp/srcu-busted-early-flip.log
 
 echo "=== spin model"
 model/check.sh

@@ -79,7 +79,7 @@ constexpr std::size_t kMaxElements = 2'000'000;        // past this, quarantine 
 constexpr int kSignalHeads = 4096;
 constexpr std::size_t kHandoffQueueMax = 256;
 constexpr int kHandoffThreads = 2;
-constexpr int kMaxErrorMessages = 20;
+constexpr int kMaxErrorMessages = 20;  // per error kind
 constexpr double kChildSeconds = 2.0;
 constexpr std::int64_t kShutdownLimitNs = 30'000'000'000;
 constexpr std::int64_t kStopAfterErrorNs = 1'000'000'000;
@@ -114,11 +114,12 @@ enum error_kind : int {
   kErrLeak,        // an element neither current nor freed after the final drain
   kErrChild,       // the fork child failed
   kErrIsolation,   // a normal domain made fewer grace periods than the sleepy one
+  kErrDelivery,    // a delivery scenario saw a callback lost, run twice, or a barrier() return early
   kErrorKinds
 };
 constexpr const char* kErrorNames[kErrorKinds] = {
-    "pipe",  "freed",     "recycled", "corrupt",    "batch",    "writer-check",
-    "stall", "callbacks", "leak",     "fork-child", "isolation"};
+    "pipe",  "freed",     "recycled", "corrupt",    "batch",     "writer-check",
+    "stall", "callbacks", "leak",     "fork-child", "isolation", "delivery"};
 
 enum fault_point : int {
   kFpReaderBetween,
@@ -136,11 +137,29 @@ constexpr const char* kFaultNames[kFaultPoints] = {
     "handoff.before-up_read",  "writer.after-publish",  "writer.before-gp",
     "writer.after-gp",         "writer.between-updates"};
 
-enum callback_kind : int { kCbElement, kCbRetire, kCbProbe, kCbSignal, kCbFlood, kCallbackKinds };
-constexpr const char* kCallbackNames[kCallbackKinds] = {"element call()", "retire", "barrier probes",
-                                                        "signal handler", "flood"};
+enum callback_kind : int {
+  kCbElement,
+  kCbRetire,
+  kCbProbe,
+  kCbSignal,
+  kCbFlood,
+  kCbDeliveryTask,  // delivery scenarios: tasks and probes on the delivery domains
+  kCbOwnedDomain,   // delivery scenarios: callbacks on domains created and destroyed during the run
+  kCbSubmitHook,    // delivery scenarios: call()s made by an executor's submit()
+  kCallbackKinds
+};
+constexpr const char* kCallbackNames[kCallbackKinds] = {
+    "element call()", "retire", "barrier probes", "signal handler", "flood",
+    "delivery tasks", "owned domains", "submit() hook"};
+
+// Delivery scenarios (--delivery LIST, on by default): see delivery_torture.
+enum delivery_scenario : int { kCrossBarrier, kNestedDomains, kDomainChurn, kDeliveryScenarios };
+constexpr const char* kDeliveryScenarioNames[kDeliveryScenarios] = {"cross-barrier", "nested-domains",
+                                                                     "domain-churn"};
 
 // --- Options -----------------------------------------------------------------
+
+struct busted_ops;
 
 struct options {
   double duration_s = 30;
@@ -164,7 +183,8 @@ struct options {
   bool fwd_progress = false;
   int flood = 100'000;  // flood heads per writer
   double stall_s = 10;
-  bool busted = false;
+  const busted_ops* busted = nullptr;  // --busted=MODE; null: the real primitives
+  unsigned delivery = (1u << kDeliveryScenarios) - 1;
   bool keep_going = false;
 };
 
@@ -210,6 +230,18 @@ void vemit(const char* prefix, const char* fmt, va_list ap) {
 }
 
 unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
+
+// "a,b,c": the names whose bit is set in mask.
+std::string list_names(unsigned mask, const char* const* names, int count) {
+  std::string s;
+  for (int i = 0; i < count; ++i) {
+    if (mask & (1u << i)) {
+      if (!s.empty()) s += ',';
+      s += names[i];
+    }
+  }
+  return s;
+}
 
 // --- Time --------------------------------------------------------------------
 
@@ -474,6 +506,13 @@ struct signal_head {
   run* owner = nullptr;
 };
 
+// An element retired through --busted=early-flip: it moves one step down the
+// pipe when grace_periods_completed() passes the snapshot.
+struct early_flip_wait {
+  element* e = nullptr;
+  std::uint64_t completed_at_removal = 0;
+};
+
 struct writer_state {
   int id = 0;
   torture_domain* td = nullptr;
@@ -488,6 +527,7 @@ struct writer_state {
   barrier_probe probe;
   std::unique_ptr<flood_head[]> flood;
   std::size_t flood_size = 0;
+  std::deque<early_flip_wait> early_flip;  // --busted=early-flip; snapshots in nondecreasing order
 };
 
 std::atomic<run*> g_signal_run{nullptr};
@@ -498,11 +538,25 @@ void flood_callback(srcu::callback_head* h);
 void signal_head_callback(srcu::callback_head* h);
 void on_sigusr1(int);
 
-// The torture program's own broken "grace period" (--busted). It returns at
-// once, without waiting for any reader. It exists only to prove that the test
-// catches a grace period that does not wait; it is not, and must never be,
-// part of the library.
+// The torture program's own broken "grace periods" (--busted=MODE), one ops
+// table per mode, as rcutorture's rcu_busted_ops. Each exists only to prove
+// that the test catches it; none is, or may ever be, part of the library.
+// Every writer retires every element through the mode's retire(); the
+// definitions and the table (kBustedOps) follow class run.
+struct busted_ops {
+  const char* name;
+  const char* summary;  // one line, for the start of the run
+  // Retires `old`, just removed from w's domain (pipe count 1).
+  void (run::*retire)(writer_state& w, element* old, rng& rand);
+  // Between updates, and once more with stopping = true when the writer
+  // leaves: moves elements the mode keeps to itself along. Null: none kept.
+  void (run::*advance)(writer_state& w, bool stopping);
+};
+
+// --busted=noop: returns at once, without waiting for any reader.
 void busted_grace_period(srcu::domain& /*unused*/) noexcept {}
+
+class delivery_torture;
 
 // --- The run ---------------------------------------------------------------------
 
@@ -511,7 +565,7 @@ class run {
   run(const options& opt, const std::vector<domain_spec>& specs, bool is_child);
   run(const run&) = delete;
   run& operator=(const run&) = delete;
-  ~run() = default;
+  ~run();
 
   // Runs the torture, stops every thread, drains, checks. True when clean.
   bool execute();
@@ -526,7 +580,14 @@ class run {
   shared_counter cb_queued_[kCallbackKinds];
   shared_counter cb_invoked_[kCallbackKinds];
 
+  // Broken grace periods (busted_ops; --busted=MODE).
+  void busted_noop_retire(writer_state& w, element* old, rng& rand);
+  void busted_early_flip_retire(writer_state& w, element* old, rng& rand);
+  void busted_early_flip_advance(writer_state& w, bool stopping);
+
  private:
+  friend class delivery_torture;  // reports errors and counts callbacks through the run
+
   // Readers.
   void reader_thread(reader_slot& slot);
   void start_reader(reader_slot& slot);
@@ -610,9 +671,13 @@ class run {
 
   worker watchdog_worker_;
 
+  // Delivery scenarios (null with --no-delivery and in the fork child).
+  std::unique_ptr<delivery_torture> delivery_;
+  std::atomic<const char*> drain_stage_{"synchronize()/barrier() with every torture thread stopped"};
+
   // Errors and fault injection.
   shared_counter errors_[kErrorKinds];
-  std::atomic<int> messages_{0};
+  std::atomic<int> messages_[kErrorKinds] = {};  // printed, per kind (a flood of one kind hides no other)
   std::atomic<std::int64_t> first_error_ns_{0};
   shared_counter faults_[kFaultPoints];
 
@@ -676,6 +741,1028 @@ void on_sigusr1(int /*signo*/) {
   run* r = g_signal_run.load(std::memory_order_acquire);
   if (r != nullptr) r->in_signal_handler();
 }
+
+// --- Delivery scenarios -------------------------------------------------------------
+//
+// Callback delivery under stress (--delivery LIST; all three by default).
+// Six long-lived "delivery domains" run beside the tortured ones: a leaf and
+// an upper domain on each of srcu's callback workers, a thread pool (an
+// executor of the torture's own: a queue and 1 or 2 threads) and an inline
+// executor (submit() runs the batch on the spot). Two submit()s of these
+// executors in three call() into a delivery domain while holding the
+// executor's lock; one in 32 first waits for another domain (barrier() of
+// leaf-srcu or synchronize() of a leaf), as the executor contract allows.
+//
+//   cross-barrier   tasks queued on the upper domains barrier(),
+//                   call()+barrier() and synchronize() a leaf domain, or
+//                   synchronize() their own, from inside their callbacks
+//   nested-domains  tasks on the upper domains create a domain, use it
+//                   (call(), readers, synchronize()) and delete it in the
+//                   same callback or a later one, or retire() an object that
+//                   owns it; the thread retires such objects too. Either way
+//                   ~domain runs inside another domain's callback, with
+//                   callbacks still queued on the domain it destroys.
+//   domain-churn    a thread creates domains (on every kind of executor, a
+//                   private pool included), queues callbacks, some of which
+//                   queue more while ~domain runs, and destroys them at once
+//
+// A callback_ledger sits beside every short-lived domain: it counts each
+// callback queued on it and checks, once ~domain has returned, that each ran
+// exactly once (a "delivery" error otherwise).
+//
+// No deadlock by construction: only callbacks of the upper domains wait, and
+// only for leaf or short-lived domains, whose callbacks never wait; no
+// callback waits for a domain served by the pool thread it runs on; and
+// nothing calls barrier() of a domain from that domain's own callbacks or
+// from its executor's submit() (a misuse srcu aborts on). A wait that does not
+// end is therefore the library's. Each scenario's thread waits for the
+// callbacks of its round and reports progress; the watchdog turns a round
+// that has not finished within --stall-seconds into a STALL that names what
+// the thread and the latest waiting callback were doing.
+
+constexpr int kHookHeads = 256;
+constexpr const char* kScenarioThread = "the scenario's thread";  // "who" in a stage_note
+constexpr int kMaxChain = 4;  // a callback on a short-lived domain queues up to 3 more, one after the other
+
+// Where a domain's callbacks run.
+enum callback_site : int { kOnSrcuThread, kOnPool1, kOnPool2, kOnInline, kOnPrivatePool, kCallbackSites };
+constexpr const char* kCallbackSiteNames[kCallbackSites] = {"srcu's callback workers", "1-thread pool",
+                                                            "2-thread pool", "inline executor",
+                                                            "private pool"};
+constexpr int kSharedSites = kOnPrivatePool;  // the sites that outlive every short-lived domain
+
+struct delivery_domain_spec {
+  const char* name;
+  const char* in_callback;  // for stall messages
+  callback_site site;
+};
+// Leaves first: their callbacks never wait. Upper domains' callbacks wait for leaves.
+constexpr int kLeafDomains = 3;
+constexpr int kDeliveryDomainCount = 6;
+constexpr delivery_domain_spec kDeliveryDomainSpecs[kDeliveryDomainCount] = {
+    {"leaf-srcu", "a callback of leaf-srcu", kOnSrcuThread},
+    {"leaf-pool", "a callback of leaf-pool", kOnPool1},
+    {"leaf-inline", "a callback of leaf-inline", kOnInline},
+    {"upper-srcu", "a callback of upper-srcu", kOnSrcuThread},
+    {"upper-pool", "a callback of upper-pool", kOnPool2},
+    {"upper-inline", "a callback of upper-inline", kOnInline},
+};
+// Names of the short-lived domains (domain_options keeps the pointer).
+constexpr const char* kShortLivedNames[2][kCallbackSites] = {
+    {"nested-srcu", "nested-pool1", "nested-pool2", "nested-inline", "nested-private"},
+    {"churn-srcu", "churn-pool1", "churn-pool2", "churn-inline", "churn-private"}};
+
+enum cross_action : int {
+  kBarrierLeaf,          // the thread queued a probe on the leaf first; barrier() must see it ran
+  kCallThenBarrierLeaf,  // the callback queues the probe, then barrier()s
+  kCallLeaf,             // call() only; the round waits for the probe
+  kSynchronizeLeaf,
+  kSynchronizeOwn,  // synchronize() of the domain whose callback this is
+  kCrossActions
+};
+constexpr const char* kCrossActionNames[kCrossActions] = {"barrier()", "call()+barrier()", "call()",
+                                                          "synchronize() of a leaf",
+                                                          "synchronize() of its own domain"};
+
+enum nested_action : int { kDeleteInSameCallback, kDeleteInLaterCallback, kRetireOwner, kNestedActions };
+
+class delivery_torture;
+
+// Batches and callbacks one kind of executor ran.
+struct executor_stats {
+  shared_counter batches;
+  shared_counter callbacks;
+};
+
+// An executor of the torture's own: a queue and 1 or 2 threads. submit()
+// runs the delivery hooks (the waiting one first, without the lock; then the
+// call() with the pool's lock held), then queues the batch.
+class pool_executor final : public srcu::executor {
+ public:
+  pool_executor(delivery_torture& hook, executor_stats& stats, int threads);
+  pool_executor(const pool_executor&) = delete;
+  pool_executor& operator=(const pool_executor&) = delete;
+  // Runs every batch still queued, then joins the threads. The domains that
+  // use the pool must be gone (an executor outlives its domains).
+  ~pool_executor();
+  void submit(srcu::callback_batch batch) noexcept override;
+
+ private:
+  void thread_main();
+
+  delivery_torture& hook_;
+  executor_stats& stats_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<srcu::callback_batch> queue_;  // guarded by mutex_
+  bool stopping_ = false;                   // guarded by mutex_
+  std::vector<std::thread> threads_;
+};
+
+// submit() runs the delivery hooks (as pool_executor's), then the batch
+// on the spot, on the thread that hands it over (one of srcu's callback workers).
+class inline_executor final : public srcu::executor {
+ public:
+  inline_executor(delivery_torture& hook, executor_stats& stats) : hook_(hook), stats_(stats) {}
+  void submit(srcu::callback_batch batch) noexcept override;
+
+ private:
+  delivery_torture& hook_;
+  executor_stats& stats_;
+  std::mutex mutex_;  // held across the hook, not across run()
+};
+
+// What a scenario's thread, or the latest callback of its round to begin a
+// wait, is doing: "<who>: <doing> <what>", three static strings.
+struct stage_note {
+  std::atomic<const char*> who{kScenarioThread};
+  std::atomic<const char*> doing{"starting"};
+  std::atomic<const char*> what{""};
+  void set(const char* w, const char* d, const char* x = "") noexcept {
+    who.store(w, std::memory_order_relaxed);
+    doing.store(d, std::memory_order_relaxed);
+    what.store(x, std::memory_order_relaxed);
+  }
+  std::string describe() const {
+    std::string s = who.load(std::memory_order_relaxed);
+    s += ": ";
+    s += doing.load(std::memory_order_relaxed);
+    const char* x = what.load(std::memory_order_relaxed);
+    if (*x != '\0') (s += ' ') += x;
+    return s;
+  }
+};
+
+// One round of a scenario: the callbacks its thread waits for.
+struct delivery_round {
+  std::atomic<int> outstanding{0};
+  stage_note stage;  // the latest wait begun by a callback of the round
+  void add() noexcept { outstanding.fetch_add(1, std::memory_order_relaxed); }
+  // A callback's last touch of the round (and of its task): the thread may
+  // free both as soon as the count reaches 0.
+  void finish() noexcept { outstanding.fetch_sub(1, std::memory_order_acq_rel); }
+};
+
+class callback_ledger;
+
+struct ledger_entry {
+  srcu::callback_head head;  // first member
+  std::atomic<int> runs{0};
+  int children = 0;  // when it runs, it queues one more, which queues children - 1
+  callback_ledger* ledger = nullptr;
+};
+
+// Every callback queued on one short-lived domain, and how often each ran.
+// It is declared before the domain in owned_domain, so its destructor runs
+// after ~domain has returned and checks that each ran exactly once.
+class callback_ledger {
+ public:
+  callback_ledger(delivery_torture& d, const char* domain_name, callback_site site, std::size_t capacity)
+      : delivery_(d), name_(domain_name), site_(site), entries_(new ledger_entry[capacity]), capacity_(capacity) {}
+  callback_ledger(const callback_ledger&) = delete;
+  callback_ledger& operator=(const callback_ledger&) = delete;
+  ~callback_ledger();
+
+  void attach(srcu::domain& dom) noexcept { dom_ = &dom; }
+  // Queues a callback on the domain that queues `children` more, one after
+  // the other, each from inside the previous one.
+  void queue(int children);
+  void on_run(ledger_entry& e);
+  void mark_destroying() noexcept { destroying_.store(true, std::memory_order_relaxed); }
+
+ private:
+  delivery_torture& delivery_;
+  const char* const name_;
+  const callback_site site_;
+  srcu::domain* dom_ = nullptr;
+  std::unique_ptr<ledger_entry[]> entries_;
+  const std::size_t capacity_;
+  std::atomic<std::size_t> next_{0};  // entries handed out
+  std::atomic<bool> destroying_{false};
+  std::atomic<std::uint64_t> queued_while_destroying_{0};
+};
+
+// A domain and the ledger of its callbacks. Deleting it runs ~domain.
+struct owned_domain {
+  owned_domain(delivery_torture& d, const char* domain_name, const srcu::domain_options& options,
+               callback_site site, std::size_t capacity)
+      : name(domain_name), ledger(d, domain_name, site, capacity), dom(options) {
+    ledger.attach(dom);
+  }
+  const char* const name;
+  callback_ledger ledger;  // before `dom`: destroyed after it
+  srcu::domain dom;
+};
+
+struct delivery_domain {
+  const delivery_domain_spec* spec = nullptr;
+  std::unique_ptr<srcu::domain> dom;
+};
+
+// A probe queued on a leaf domain; a barrier() of the leaf must see it ran.
+struct delivery_probe {
+  srcu::callback_head head;  // first member
+  std::atomic<int> runs{0};
+  delivery_torture* owner = nullptr;
+  delivery_round* round = nullptr;
+};
+
+// cross-barrier: runs on an upper domain and waits for a leaf (or itself).
+struct cross_task {
+  srcu::callback_head head;  // first member
+  cross_action action = kBarrierLeaf;
+  delivery_domain* home = nullptr;    // upper
+  delivery_domain* target = nullptr;  // leaf
+  delivery_probe probe;
+  delivery_torture* owner = nullptr;
+  delivery_round* round = nullptr;
+};
+
+// A later callback (on an upper domain) deletes a domain an earlier one created.
+struct deferred_delete {
+  srcu::callback_head head;  // first member
+  owned_domain* victim = nullptr;
+  delivery_domain* home = nullptr;
+  delivery_torture* owner = nullptr;
+  delivery_round* round = nullptr;
+};
+
+// nested-domains: runs on an upper domain, creates a domain and has it deleted.
+struct nested_task {
+  srcu::callback_head head;  // first member
+  nested_action action = kDeleteInSameCallback;
+  callback_site site = kOnSrcuThread;  // of the domain it creates
+  std::uint64_t seed = 0;
+  delivery_domain* home = nullptr;   // upper
+  delivery_domain* later = nullptr;  // upper: deletes it later, or retires its owner
+  deferred_delete later_delete;
+  delivery_torture* owner = nullptr;
+  delivery_round* round = nullptr;
+};
+
+// retire() of an owned_domain: its ~domain runs in a callback of `home`.
+struct owned_domain_deleter {
+  delivery_torture* owner;
+  delivery_domain* home;
+  delivery_round* round;
+  void operator()(owned_domain* od) const;
+};
+
+// A head the executors' submit() hook call()s with; reused once it ran.
+struct hook_head {
+  srcu::callback_head head;  // first member
+  std::atomic<bool> busy{false};
+  delivery_torture* owner = nullptr;
+};
+
+struct delivery_worker {
+  delivery_scenario scenario = kCrossBarrier;
+  worker w;
+  rng rand{0};
+  delivery_round round;
+  stage_note stage;  // what the thread itself is doing
+  std::atomic<std::int64_t> last_progress_ns{0};
+  std::atomic<bool> stall_reported{false};
+  std::atomic<bool> abandoned{false};  // left a round the library never finished
+  counter rounds;
+};
+
+class delivery_torture {
+ public:
+  delivery_torture(run& r, const options& opt);
+  delivery_torture(const delivery_torture&) = delete;
+  delivery_torture& operator=(const delivery_torture&) = delete;
+  ~delivery_torture();
+
+  void start();  // executors, delivery domains, one thread per scenario
+  void check_stalls(std::int64_t now, std::int64_t stall_ns);  // the watchdog
+  // Stops the scenarios' threads. False when one is stuck (the library never
+  // finished its round): the caller abandons the run.
+  bool stop(std::int64_t deadline);
+  // Hooks off, the last barrier()s, then the delivery domains and executors
+  // go (the run's final drain).
+  void teardown();
+  void print_report();
+  std::uint64_t rounds() const;
+
+  // Scenario rounds (kDeliveryScenarioOps).
+  void cross_barrier_round(delivery_worker& w);
+  void nested_domains_round(delivery_worker& w);
+  void domain_churn_round(delivery_worker& w);
+
+  // Executors' submit() hooks: on_submit() with the executor's lock held,
+  // wait_in_submit() before it, without the lock.
+  void on_submit() noexcept;
+  void wait_in_submit() noexcept;
+
+  // Callback bodies.
+  void run_cross_task(cross_task& t);
+  void run_probe(delivery_probe& p);
+  void run_nested_task(nested_task& t);
+  void run_deferred_delete(deferred_delete& d);
+  void run_owner_deleter(owned_domain* od, delivery_domain& home, delivery_round& round);
+  void run_hook_head(hook_head& h);
+
+  // Ledgers.
+  void count_queued(callback_kind k) noexcept { run_.cb_queued_[k].add(); }
+  void count_invoked(callback_kind k) noexcept { run_.cb_invoked_[k].add(); }
+  void ledger_checked(const char* name, callback_site site, std::size_t queued, std::size_t lost,
+                      std::size_t twice, std::uint64_t queued_while_destroying);
+
+ private:
+  void worker_thread(delivery_worker& w);
+  bool wait_for_round(delivery_worker& w);
+  void queue_task(delivery_round& round, delivery_domain& d, srcu::callback_head* h,
+                  void (*func)(srcu::callback_head*));
+  owned_domain* make_owned_domain(delivery_scenario s, callback_site site, rng& rand, srcu::executor* private_pool);
+  void destroy_owned_domain(owned_domain* od, stage_note& stage, const char* who);
+  void retire_owner(delivery_round& round, delivery_domain& home, owned_domain* od);
+  srcu::executor* executor_for(callback_site site) noexcept;
+  delivery_domain& upper_domain(rng& rand) noexcept {
+    return domains_[kLeafDomains + rand.below(kDeliveryDomainCount - kLeafDomains)];
+  }
+
+  run& run_;
+  const options opt_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> hooks_enabled_{false};
+  executor_stats site_stats_[kCallbackSites];
+  std::unique_ptr<pool_executor> pool1_, pool2_;  // 1 and 2 threads
+  std::unique_ptr<inline_executor> inline_;
+  delivery_domain domains_[kDeliveryDomainCount];
+  std::vector<std::unique_ptr<delivery_worker>> workers_;
+  std::unique_ptr<hook_head[]> hook_heads_;
+  std::atomic<std::uint32_t> hook_rr_{0};
+  std::atomic<std::uint32_t> submit_wait_rr_{0};
+  std::atomic<int> submit_waits_in_flight_{0};
+  stage_note submit_wait_stage_;  // the latest wait a submit() began
+
+  // For the report.
+  shared_counter cross_actions_[kCrossActions];
+  shared_counter thread_barriers_;
+  shared_counter nested_created_, nested_deleted_same_, nested_deleted_later_, nested_retired_;
+  shared_counter owners_retired_by_thread_;
+  shared_counter churn_domains_[kCallbackSites];
+  shared_counter short_lived_destroyed_, short_lived_callbacks_, queued_while_destroying_;
+  shared_counter lost_, ran_twice_;
+  shared_counter hook_calls_, hook_no_head_;
+  shared_counter submit_barriers_, submit_synchronizes_;
+};
+
+struct delivery_scenario_ops {
+  delivery_scenario scenario;
+  const char* summary;
+  void (delivery_torture::*round)(delivery_worker& w);
+};
+constexpr delivery_scenario_ops kDeliveryScenarioOps[kDeliveryScenarios] = {
+    {kCrossBarrier, "callbacks barrier() and synchronize() other domains", &delivery_torture::cross_barrier_round},
+    {kNestedDomains, "callbacks create and delete domains; ~domain inside a callback",
+     &delivery_torture::nested_domains_round},
+    {kDomainChurn, "a thread creates, fills and destroys domains", &delivery_torture::domain_churn_round},
+};
+
+// --- Delivery: callbacks (plain functions: srcu hands back only the head) -----
+
+void delivery_probe_callback(srcu::callback_head* h) {
+  auto* p = reinterpret_cast<delivery_probe*>(h);
+  p->owner->run_probe(*p);
+}
+
+void cross_task_callback(srcu::callback_head* h) {
+  auto* t = reinterpret_cast<cross_task*>(h);
+  t->owner->run_cross_task(*t);
+}
+
+void nested_task_callback(srcu::callback_head* h) {
+  auto* t = reinterpret_cast<nested_task*>(h);
+  t->owner->run_nested_task(*t);
+}
+
+void deferred_delete_callback(srcu::callback_head* h) {
+  auto* d = reinterpret_cast<deferred_delete*>(h);
+  d->owner->run_deferred_delete(*d);
+}
+
+void ledger_callback(srcu::callback_head* h) {
+  auto* e = reinterpret_cast<ledger_entry*>(h);
+  e->ledger->on_run(*e);
+}
+
+void hook_head_callback(srcu::callback_head* h) {
+  auto* x = reinterpret_cast<hook_head*>(h);
+  x->owner->run_hook_head(*x);
+}
+
+void owned_domain_deleter::operator()(owned_domain* od) const { owner->run_owner_deleter(od, *home, *round); }
+
+// --- Delivery: executors --------------------------------------------------------
+
+pool_executor::pool_executor(delivery_torture& hook, executor_stats& stats, int threads)
+    : hook_(hook), stats_(stats) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back(&pool_executor::thread_main, this);
+}
+
+pool_executor::~pool_executor() {
+  {
+    std::lock_guard lk(mutex_);
+    stopping_ = true;
+  }
+  ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void pool_executor::submit(srcu::callback_batch batch) noexcept {
+  hook_.wait_in_submit();  // before the lock, and before the batch can run
+  std::lock_guard lk(mutex_);
+  hook_.on_submit();  // call() into a delivery domain with this executor's lock held
+  queue_.push_back(std::move(batch));
+  ready_.notify_one();
+}
+
+void pool_executor::thread_main() {
+  std::unique_lock lk(mutex_);
+  for (;;) {
+    ready_.wait(lk, [&] { return !queue_.empty() || stopping_; });
+    if (queue_.empty()) return;  // stopping, and every batch handed over has run
+    srcu::callback_batch batch = std::move(queue_.front());
+    queue_.pop_front();
+    lk.unlock();
+    stats_.batches.add();
+    stats_.callbacks.add(batch.size());
+    batch.run();
+    lk.lock();
+  }
+}
+
+void inline_executor::submit(srcu::callback_batch batch) noexcept {
+  hook_.wait_in_submit();  // before the lock, and before the batch runs
+  {
+    std::lock_guard lk(mutex_);
+    hook_.on_submit();  // call() into a delivery domain with this executor's lock held
+    stats_.batches.add();
+    stats_.callbacks.add(batch.size());
+  }
+  batch.run();
+}
+
+// --- Delivery: ledgers ------------------------------------------------------------
+
+void callback_ledger::queue(int children) {
+  const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+  if (i >= capacity_) return;  // not reached: the capacity covers every chain
+  ledger_entry& e = entries_[i];
+  e.children = children;
+  e.ledger = this;
+  if (destroying_.load(std::memory_order_relaxed)) {
+    queued_while_destroying_.fetch_add(1, std::memory_order_relaxed);
+  }
+  delivery_.count_queued(kCbOwnedDomain);
+  dom_->call(&e.head, &ledger_callback);
+}
+
+void callback_ledger::on_run(ledger_entry& e) {
+  e.runs.fetch_add(1, std::memory_order_relaxed);
+  delivery_.count_invoked(kCbOwnedDomain);
+  if (e.children > 0) queue(e.children - 1);  // on the same domain, maybe while ~domain runs
+}
+
+// ~domain has returned: barrier() ran for us, so every callback queued
+// before it, and every callback those queued, must have run exactly once.
+callback_ledger::~callback_ledger() {
+  const std::size_t queued = std::min(next_.load(std::memory_order_acquire), capacity_);
+  std::size_t lost = 0, twice = 0;
+  for (std::size_t i = 0; i < queued; ++i) {
+    const int runs = entries_[i].runs.load(std::memory_order_acquire);
+    if (runs == 0) ++lost;
+    if (runs > 1) ++twice;
+  }
+  delivery_.ledger_checked(name_, site_, queued, lost, twice,
+                           queued_while_destroying_.load(std::memory_order_relaxed));
+  // A lost callback may still run some day: leave it a head to run on.
+  if (lost != 0) (void)entries_.release();
+}
+
+void delivery_torture::ledger_checked(const char* name, callback_site site, std::size_t queued, std::size_t lost,
+                                      std::size_t twice, std::uint64_t queued_while_destroying) {
+  short_lived_destroyed_.add();
+  short_lived_callbacks_.add(queued);
+  queued_while_destroying_.add(queued_while_destroying);
+  lost_.add(lost);
+  ran_twice_.add(twice);
+  if (lost != 0) {
+    run_.error(kErrDelivery,
+               "domain %s (callbacks on %s): ~domain() returned, but %zu of the %zu callbacks queued on it "
+               "never ran (lost); its own callbacks queued %llu of the %zu while ~domain() ran",
+               name, kCallbackSiteNames[site], lost, queued, ull(queued_while_destroying), queued);
+  }
+  if (twice != 0) {
+    run_.error(kErrDelivery, "domain %s (callbacks on %s): %zu of the %zu callbacks queued on it ran more than once",
+               name, kCallbackSiteNames[site], twice, queued);
+  }
+}
+
+// --- Delivery: setup, threads, stalls, teardown --------------------------------------
+
+delivery_torture::delivery_torture(run& r, const options& opt) : run_(r), opt_(opt) {}
+
+delivery_torture::~delivery_torture() {
+  for (auto& w : workers_) {
+    if (w->w.thread.joinable()) w->w.thread.join();
+  }
+}
+
+srcu::executor* delivery_torture::executor_for(callback_site site) noexcept {
+  switch (site) {
+    case kOnPool1: return pool1_.get();
+    case kOnPool2: return pool2_.get();
+    case kOnInline: return inline_.get();
+    default: return nullptr;  // srcu's callback workers
+  }
+}
+
+void delivery_torture::start() {
+  hook_heads_ = std::make_unique<hook_head[]>(kHookHeads);
+  for (int i = 0; i < kHookHeads; ++i) hook_heads_[i].owner = this;
+  pool1_ = std::make_unique<pool_executor>(*this, site_stats_[kOnPool1], 1);
+  pool2_ = std::make_unique<pool_executor>(*this, site_stats_[kOnPool2], 2);
+  inline_ = std::make_unique<inline_executor>(*this, site_stats_[kOnInline]);
+  for (int i = 0; i < kDeliveryDomainCount; ++i) {
+    const delivery_domain_spec& spec = kDeliveryDomainSpecs[i];
+    srcu::domain_options dopt;
+    dopt.name = spec.name;
+    dopt.stall_timeout = std::chrono::milliseconds(static_cast<long long>(opt_.stall_s * 1000));
+    dopt.callback_executor = executor_for(spec.site);
+    domains_[i].spec = &spec;
+    domains_[i].dom = std::make_unique<srcu::domain>(dopt);
+  }
+  hooks_enabled_.store(true, std::memory_order_release);
+  for (int s = 0; s < kDeliveryScenarios; ++s) {
+    if ((opt_.delivery & (1u << s)) == 0) continue;
+    auto w = std::make_unique<delivery_worker>();
+    w->scenario = static_cast<delivery_scenario>(s);
+    w->rand = rng(run_.seed_for(5, static_cast<std::uint64_t>(s)));
+    w->last_progress_ns.store(now_ns(), std::memory_order_relaxed);
+    workers_.push_back(std::move(w));
+  }
+  for (auto& w : workers_) w->w.thread = std::thread(&delivery_torture::worker_thread, this, std::ref(*w));
+}
+
+void delivery_torture::worker_thread(delivery_worker& w) {
+  const delivery_scenario_ops& ops = kDeliveryScenarioOps[w.scenario];
+  while (!stop_.load(std::memory_order_relaxed) && !w.abandoned.load(std::memory_order_relaxed)) {
+    (this->*ops.round)(w);
+    if (w.abandoned.load(std::memory_order_relaxed)) break;
+    w.rounds.add();
+    w.stage.set(kScenarioThread, "between rounds");
+    w.last_progress_ns.store(now_ns(), std::memory_order_relaxed);
+    if (w.rand.one_in(2)) sleep_us(w.rand.between(50, 2000));
+  }
+  w.w.done.store(true, std::memory_order_release);
+}
+
+// Waits for every callback of the round. False when the run is stopping
+// after this scenario's STALL: the round is left to the library, its memory
+// with it.
+bool delivery_torture::wait_for_round(delivery_worker& w) {
+  w.stage.set(kScenarioThread, "waiting for the callbacks of its round");
+  while (w.round.outstanding.load(std::memory_order_acquire) != 0) {
+    if (stop_.load(std::memory_order_relaxed) && w.stall_reported.load(std::memory_order_relaxed)) {
+      w.abandoned.store(true, std::memory_order_relaxed);
+      return false;
+    }
+    sleep_us(100);
+  }
+  return true;
+}
+
+void delivery_torture::check_stalls(std::int64_t now, std::int64_t stall_ns) {
+  for (auto& w : workers_) {
+    if (w->w.done.load(std::memory_order_acquire) || w->stall_reported.load(std::memory_order_relaxed)) continue;
+    const std::int64_t last = w->last_progress_ns.load(std::memory_order_relaxed);
+    if (now - last <= stall_ns) continue;
+    w->stall_reported.store(true, std::memory_order_relaxed);
+    const int outstanding = w->round.outstanding.load(std::memory_order_acquire);
+    const bool submit_waiting = submit_waits_in_flight_.load(std::memory_order_relaxed) != 0;
+    run_.error(kErrStall, "STALL: delivery scenario %s completed no round for %.1f s; %s; %d callback(s) of its round "
+               "not finished%s%s%s%s",
+               kDeliveryScenarioNames[w->scenario], (now - last) / 1e9, w->stage.describe().c_str(), outstanding,
+               outstanding != 0 ? ", the latest wait one of them began: " : "",
+               outstanding != 0 ? w->round.stage.describe().c_str() : "",
+               submit_waiting ? "; waiting now: " : "", submit_waiting ? submit_wait_stage_.describe().c_str() : "");
+  }
+}
+
+bool delivery_torture::stop(std::int64_t deadline) {
+  stop_.store(true, std::memory_order_relaxed);
+  // A scenario already reported stuck gets 2 s to come out, not the full limit.
+  const std::int64_t stuck_deadline = now_ns() + 2'000'000'000;
+  bool ok = true;
+  for (auto& w : workers_) {
+    while (!w->w.done.load(std::memory_order_acquire)) {
+      const std::int64_t now = now_ns();
+      if (now > deadline || (w->stall_reported.load(std::memory_order_relaxed) && now > stuck_deadline)) {
+        run_.error(kErrStall, "STALL: delivery scenario %s did not stop (%s); abandoning the run",
+                   kDeliveryScenarioNames[w->scenario], w->stage.describe().c_str());
+        return false;
+      }
+      sleep_ns(5'000'000);
+    }
+    w->w.thread.join();
+    if (w->abandoned.load(std::memory_order_relaxed)) ok = false;
+  }
+  if (!ok) run_.error(kErrStall, "STALL: a delivery round never finished; abandoning the run");
+  return ok;
+}
+
+void delivery_torture::teardown() {
+  // A hook that read the flag before it cleared may still call(): the batch
+  // it was handed completes only after that call(), the first round of
+  // barrier()s waits for the batch, the second for the call()'s callback.
+  hooks_enabled_.store(false, std::memory_order_seq_cst);
+  run_.drain_stage_.store("delivery teardown: barrier() of each delivery domain", std::memory_order_relaxed);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (delivery_domain& d : domains_) d.dom->barrier();
+  }
+  run_.drain_stage_.store("delivery teardown: ~domain() of each delivery domain", std::memory_order_relaxed);
+  for (delivery_domain& d : domains_) d.dom.reset();
+  run_.drain_stage_.store("delivery teardown: joining the executors' threads", std::memory_order_relaxed);
+  pool1_.reset();
+  pool2_.reset();
+  inline_.reset();
+}
+
+std::uint64_t delivery_torture::rounds() const {
+  std::uint64_t n = 0;
+  for (const auto& w : workers_) n += w->rounds.get();
+  return n;
+}
+
+// --- Delivery: helpers ------------------------------------------------------------
+
+void delivery_torture::queue_task(delivery_round& round, delivery_domain& d, srcu::callback_head* h,
+                                  void (*func)(srcu::callback_head*)) {
+  round.add();
+  count_queued(kCbDeliveryTask);
+  d.dom->call(h, func);
+}
+
+// A short-lived domain with callbacks queued on it (some of which will
+// queue more), and readers of every flavour taken and ended in between, on
+// whatever thread this is (a scenario's thread or a callback).
+owned_domain* delivery_torture::make_owned_domain(delivery_scenario s, callback_site site, rng& rand,
+                                                  srcu::executor* private_pool) {
+  static constexpr std::chrono::microseconds kDelays[] = {std::chrono::microseconds{0},
+                                                          std::chrono::microseconds{1000},
+                                                          std::chrono::microseconds{20'000}};
+  const char* name = kShortLivedNames[s == kDomainChurn ? 1 : 0][site];
+  srcu::domain_options dopt;
+  dopt.name = name;
+  dopt.stall_timeout = std::chrono::milliseconds(static_cast<long long>(opt_.stall_s * 1000));
+  dopt.callback_executor = site == kOnPrivatePool ? private_pool : executor_for(site);
+  dopt.callback_delay = kDelays[rand.below(3)];
+  const int roots = static_cast<int>(s == kDomainChurn ? rand.between(1, 48) : rand.between(1, 16));
+  auto* od = new owned_domain(*this, name, dopt, site, static_cast<std::size_t>(roots) * kMaxChain);
+  for (int i = 0; i < roots; ++i) {
+    od->ledger.queue(rand.one_in(2) ? static_cast<int>(rand.between(1, kMaxChain - 1)) : 0);
+    switch (rand.below(8)) {
+      case 0: {
+        srcu::read_guard g(od->dom);
+        break;
+      }
+      case 1: {
+        const srcu::read_token t = od->dom.read_lock();
+        od->dom.read_unlock(t);
+        break;
+      }
+      case 2: {
+        const srcu::read_token t = od->dom.down_read();
+        od->dom.up_read(t);
+        break;
+      }
+      default: break;
+    }
+  }
+  return od;
+}
+
+void delivery_torture::destroy_owned_domain(owned_domain* od, stage_note& stage, const char* who) {
+  const char* const name = od->name;
+  stage.set(who, "~domain() of", name);
+  od->ledger.mark_destroying();
+  delete od;  // ~domain runs barrier() for us; then the ledger checks
+  stage.set(who, "returned from ~domain() of", name);
+}
+
+void delivery_torture::retire_owner(delivery_round& round, delivery_domain& home, owned_domain* od) {
+  round.add();
+  count_queued(kCbDeliveryTask);
+  home.dom->retire(od, owned_domain_deleter{this, &home, &round});
+}
+
+// --- Delivery: cross-barrier ----------------------------------------------------------
+
+void delivery_torture::cross_barrier_round(delivery_worker& w) {
+  rng& rand = w.rand;
+  std::vector<std::unique_ptr<cross_task>> tasks;
+  w.stage.set(kScenarioThread, "queueing tasks on the upper domains");
+  for (int u = kLeafDomains; u < kDeliveryDomainCount; ++u) {
+    for (std::uint32_t i = 0, n = rand.between(1, 2); i < n; ++i) {
+      auto t = std::make_unique<cross_task>();
+      t->owner = this;
+      t->round = &w.round;
+      t->home = &domains_[u];
+      t->target = &domains_[rand.below(kLeafDomains)];
+      t->action = static_cast<cross_action>(rand.below(kCrossActions));
+      t->probe.owner = this;
+      t->probe.round = &w.round;
+      // barrier() alone: the probe is queued first, from this thread, and
+      // the task's barrier() must wait for it.
+      if (t->action == kBarrierLeaf) queue_task(w.round, *t->target, &t->probe.head, &delivery_probe_callback);
+      queue_task(w.round, *t->home, &t->head, &cross_task_callback);
+      tasks.push_back(std::move(t));
+    }
+  }
+  // The thread waits too: a barrier() of an upper domain waits for
+  // callbacks that are themselves waiting.
+  if (rand.one_in(3)) {
+    delivery_domain& d = domains_[rand.below(kDeliveryDomainCount)];
+    w.stage.set(kScenarioThread, "barrier() of", d.spec->name);
+    d.dom->barrier();
+    thread_barriers_.add();
+  }
+  if (!wait_for_round(w)) {
+    for (auto& t : tasks) (void)t.release();
+  }
+}
+
+void delivery_torture::run_probe(delivery_probe& p) {
+  count_invoked(kCbDeliveryTask);
+  p.runs.fetch_add(1, std::memory_order_relaxed);
+  p.round->finish();  // last touch
+}
+
+void delivery_torture::run_cross_task(cross_task& t) {
+  count_invoked(kCbDeliveryTask);
+  cross_actions_[t.action].add();
+  delivery_round& round = *t.round;
+  const char* const who = t.home->spec->in_callback;
+  delivery_domain& target = *t.target;
+  switch (t.action) {
+    case kBarrierLeaf:
+    case kCallThenBarrierLeaf: {
+      if (t.action == kCallThenBarrierLeaf) queue_task(round, target, &t.probe.head, &delivery_probe_callback);
+      round.stage.set(who, "barrier() of", target.spec->name);
+      target.dom->barrier();
+      const int runs = t.probe.runs.load(std::memory_order_acquire);
+      if (runs != 1) {
+        run_.error(kErrDelivery,
+                   "%s: barrier() of %s returned, but a callback queued on %s before the barrier() has run %d "
+                   "times (must be once)",
+                   who, target.spec->name, target.spec->name, runs);
+      }
+      break;
+    }
+    case kCallLeaf: queue_task(round, target, &t.probe.head, &delivery_probe_callback); break;
+    case kSynchronizeLeaf:
+    case kSynchronizeOwn: {
+      delivery_domain& d = t.action == kSynchronizeOwn ? *t.home : target;
+      round.stage.set(who, "synchronize() of", d.spec->name);
+      const srcu::poll_cookie c = d.dom->get_poll_cookie();
+      d.dom->synchronize();
+      if (!d.dom->poll(c)) {
+        run_.error(kErrDelivery, "%s: synchronize() of %s returned, but poll() of a cookie taken before it is false",
+                   who, d.spec->name);
+      }
+      break;
+    }
+    case kCrossActions: break;
+  }
+  round.finish();  // last touch: the thread may free the task
+}
+
+// --- Delivery: nested-domains ------------------------------------------------------
+
+void delivery_torture::nested_domains_round(delivery_worker& w) {
+  rng& rand = w.rand;
+  std::vector<std::unique_ptr<nested_task>> tasks;
+  w.stage.set(kScenarioThread, "queueing tasks on the upper domains");
+  for (std::uint32_t i = 0, n = rand.between(1, 2); i < n; ++i) {
+    auto t = std::make_unique<nested_task>();
+    t->owner = this;
+    t->round = &w.round;
+    t->home = &upper_domain(rand);
+    t->later = &upper_domain(rand);
+    t->action = static_cast<nested_action>(rand.below(kNestedActions));
+    t->site = static_cast<callback_site>(rand.below(kSharedSites));
+    t->seed = rand.next();
+    queue_task(w.round, *t->home, &t->head, &nested_task_callback);
+    tasks.push_back(std::move(t));
+  }
+  if (rand.one_in(2)) {
+    // From this thread: retire() an object that owns a domain with
+    // callbacks queued on it; its ~domain runs in an upper domain's callback.
+    w.stage.set(kScenarioThread, "creating a domain, to retire its owner");
+    owned_domain* od = make_owned_domain(kNestedDomains, static_cast<callback_site>(rand.below(kSharedSites)),
+                                         rand, nullptr);
+    retire_owner(w.round, upper_domain(rand), od);
+    owners_retired_by_thread_.add();
+  }
+  if (!wait_for_round(w)) {
+    for (auto& t : tasks) (void)t.release();
+  }
+}
+
+void delivery_torture::run_nested_task(nested_task& t) {
+  count_invoked(kCbDeliveryTask);
+  delivery_round& round = *t.round;
+  const char* const who = t.home->spec->in_callback;
+  rng rand(t.seed);
+  round.stage.set(who, "creating a domain with callbacks on", kCallbackSiteNames[t.site]);
+  owned_domain* od = make_owned_domain(kNestedDomains, t.site, rand, nullptr);
+  nested_created_.add();
+  if (rand.one_in(4)) {
+    round.stage.set(who, "synchronize() of", od->name);
+    od->dom.synchronize();
+  }
+  switch (t.action) {
+    case kDeleteInSameCallback:
+      destroy_owned_domain(od, round.stage, who);
+      nested_deleted_same_.add();
+      break;
+    case kDeleteInLaterCallback:
+      t.later_delete.victim = od;
+      t.later_delete.home = t.later;
+      t.later_delete.owner = this;
+      t.later_delete.round = &round;
+      queue_task(round, *t.later, &t.later_delete.head, &deferred_delete_callback);
+      break;
+    case kRetireOwner:
+      retire_owner(round, *t.later, od);
+      nested_retired_.add();
+      break;
+    case kNestedActions: break;
+  }
+  round.finish();  // last touch (of the task's own head)
+}
+
+void delivery_torture::run_deferred_delete(deferred_delete& d) {
+  count_invoked(kCbDeliveryTask);
+  destroy_owned_domain(d.victim, d.round->stage, d.home->spec->in_callback);
+  nested_deleted_later_.add();
+  d.round->finish();  // last touch
+}
+
+void delivery_torture::run_owner_deleter(owned_domain* od, delivery_domain& home, delivery_round& round) {
+  count_invoked(kCbDeliveryTask);
+  destroy_owned_domain(od, round.stage, home.spec->in_callback);
+  round.finish();  // last touch
+}
+
+// --- Delivery: domain-churn ---------------------------------------------------------
+
+void delivery_torture::domain_churn_round(delivery_worker& w) {
+  rng& rand = w.rand;
+  struct churned {
+    std::unique_ptr<pool_executor> private_pool;  // outlives the domain
+    owned_domain* od = nullptr;
+  };
+  churned live[3];
+  const int n = static_cast<int>(rand.between(1, 3));
+  for (int i = 0; i < n; ++i) {
+    const auto site = static_cast<callback_site>(rand.below(kCallbackSites));
+    if (site == kOnPrivatePool) {
+      live[i].private_pool =
+          std::make_unique<pool_executor>(*this, site_stats_[kOnPrivatePool], static_cast<int>(rand.between(1, 2)));
+    }
+    w.stage.set(kScenarioThread, "creating and filling a domain with callbacks on", kCallbackSiteNames[site]);
+    live[i].od = make_owned_domain(kDomainChurn, site, rand, live[i].private_pool.get());
+    churn_domains_[site].add();
+  }
+  // Let some callbacks get as far as their grace period or their executor.
+  if (rand.one_in(2)) sleep_us(rand.between(1, 1500));
+  if (rand.one_in(8)) {
+    w.stage.set(kScenarioThread, "barrier() of", live[0].od->name);
+    live[0].od->dom.barrier();
+  }
+  for (int left = n; left > 0; --left) {
+    int k = static_cast<int>(rand.below(static_cast<std::uint32_t>(left)));
+    for (int i = 0; i < n; ++i) {
+      if (live[i].od != nullptr && k-- == 0) {
+        destroy_owned_domain(live[i].od, w.stage, kScenarioThread);
+        live[i].od = nullptr;
+        if (live[i].private_pool) {
+          w.stage.set(kScenarioThread, "joining a private pool");
+          live[i].private_pool.reset();
+        }
+        break;
+      }
+    }
+  }
+}
+
+// --- Delivery: the executors' submit() hook ----------------------------------------
+
+// Two submits in three call() into a delivery domain (its own included),
+// with the submitting executor's lock held. Lock-free: a head is claimed
+// from a fixed pool by CAS.
+void delivery_torture::on_submit() noexcept {
+  if (!hooks_enabled_.load(std::memory_order_seq_cst)) return;
+  const std::uint32_t n = hook_rr_.fetch_add(1, std::memory_order_relaxed);
+  if (n % 3 == 0) return;
+  delivery_domain& target = domains_[(n / 3) % kDeliveryDomainCount];
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    hook_head& h = hook_heads_[(n * 7 + i * 61) % kHookHeads];
+    bool expected = false;
+    if (h.busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+      hook_calls_.add();
+      count_queued(kCbSubmitHook);
+      target.dom->call(&h.head, &hook_head_callback);
+      return;
+    }
+  }
+  hook_no_head_.add();
+}
+
+void delivery_torture::run_hook_head(hook_head& h) {
+  count_invoked(kCbSubmitHook);
+  h.busy.store(false, std::memory_order_release);
+}
+
+// One submit() in 32 waits for another domain before handing its batch on:
+// barrier() of leaf-srcu (no executor, so never the domain being submitted;
+// its callbacks never wait) or synchronize() of a leaf (any domain's, its
+// own included, is legal). Not under the executor's lock: with it held, a
+// wait could need a batch of the same executor. Before the batch can run: a
+// barrier() of the submitting domain then waits for this wait too, so the
+// teardown never destroys leaf-srcu under it.
+void delivery_torture::wait_in_submit() noexcept {
+  if (!hooks_enabled_.load(std::memory_order_seq_cst)) return;
+  const std::uint32_t n = submit_wait_rr_.fetch_add(1, std::memory_order_relaxed);
+  if (n % 32 != 0) return;
+  submit_waits_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  if ((n / 32) % 2 == 0) {
+    delivery_domain& d = domains_[0];  // leaf-srcu
+    submit_wait_stage_.set("an executor's submit()", "barrier() of", d.spec->name);
+    d.dom->barrier();
+    submit_barriers_.add();
+  } else {
+    delivery_domain& d = domains_[(n / 64) % kLeafDomains];
+    submit_wait_stage_.set("an executor's submit()", "synchronize() of", d.spec->name);
+    d.dom->synchronize();
+    submit_synchronizes_.add();
+  }
+  submit_waits_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// --- Delivery: report ----------------------------------------------------------------
+
+void delivery_torture::print_report() {
+  std::uint64_t rounds_of[kDeliveryScenarios] = {};
+  for (const auto& w : workers_) rounds_of[w->scenario] += w->rounds.get();
+  line("Delivery: %s", list_names(opt_.delivery, kDeliveryScenarioNames, kDeliveryScenarios).c_str());
+  if (opt_.delivery & (1u << kCrossBarrier)) {
+    std::string acts;
+    for (int a = 0; a < kCrossActions; ++a) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%s%s %llu", a ? ", " : "", kCrossActionNames[a], ull(cross_actions_[a].get()));
+      acts += buf;
+    }
+    line("  cross-barrier: %llu rounds; in callbacks of the upper domains: %s; barrier()s from its thread %llu",
+         ull(rounds_of[kCrossBarrier]), acts.c_str(), ull(thread_barriers_.get()));
+  }
+  if (opt_.delivery & (1u << kNestedDomains)) {
+    line("  nested-domains: %llu rounds; %llu domains created in callbacks: deleted in the same callback %llu, in "
+         "a later callback %llu, owner retired %llu; %llu owners retired from its thread",
+         ull(rounds_of[kNestedDomains]), ull(nested_created_.get()), ull(nested_deleted_same_.get()),
+         ull(nested_deleted_later_.get()), ull(nested_retired_.get()), ull(owners_retired_by_thread_.get()));
+  }
+  if (opt_.delivery & (1u << kDomainChurn)) {
+    std::string sites;
+    for (int s = 0; s < kCallbackSites; ++s) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%s%s %llu", s ? ", " : "", kCallbackSiteNames[s], ull(churn_domains_[s].get()));
+      sites += buf;
+    }
+    line("  domain-churn: %llu rounds; domains by callback site: %s", ull(rounds_of[kDomainChurn]), sites.c_str());
+  }
+  line("  short-lived domains: %llu destroyed with %llu callbacks queued on them (%llu queued by their own "
+       "callbacks while ~domain() ran): %llu lost, %llu run more than once",
+       ull(short_lived_destroyed_.get()), ull(short_lived_callbacks_.get()), ull(queued_while_destroying_.get()),
+       ull(lost_.get()), ull(ran_twice_.get()));
+  std::string ex;
+  for (int s = kOnPool1; s < kCallbackSites; ++s) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%s%s %llu batches/%llu callbacks", s != kOnPool1 ? ", " : "",
+                  kCallbackSiteNames[s], ull(site_stats_[s].batches.get()), ull(site_stats_[s].callbacks.get()));
+    ex += buf;
+  }
+  line("  executors: %s; submit() hooks: %llu call()s under the executor's lock (%llu found no free head), "
+       "barrier() of leaf-srcu %llu, synchronize() of a leaf %llu",
+       ex.c_str(), ull(hook_calls_.get()), ull(hook_no_head_.get()), ull(submit_barriers_.get()),
+       ull(submit_synchronizes_.get()));
+}
+
+run::~run() = default;
 
 // --- run: construction ------------------------------------------------------------
 
@@ -1057,6 +2144,10 @@ void run::update(writer_state& w, primitive p, rng& rand) {
   // Removed: 0 -> 1. Readers that picked it up before the exchange may see 1.
   old->pipe.fetch_add(1, std::memory_order_relaxed);
 
+  if (p == kBusted) {
+    (this->*opt_.busted->retire)(w, old, rand);
+    return;
+  }
   if (p == kCall) {
     cb_queued_[kCbElement].add();
     dom.call(&old->cb, &element_callback);
@@ -1112,13 +2203,77 @@ void run::update(writer_state& w, primitive p, rng& rand) {
       }
       break;
     }
-    case kBusted: busted_grace_period(dom); break;
     default: break;
   }
-  if (p != kBusted) note_latency(w, p, now_ns() - t0);
+  note_latency(w, p, now_ns() - t0);
   fault(kFpWriterAfterGp, rand);
   pipe_update(td, snapshot);
 }
+
+// --- Broken grace periods (--busted=MODE) -------------------------------------------
+
+// noop: the synchronous path of update() with a "grace period" that returns
+// at once. Elements fall down the pipe as fast as the writers update.
+void run::busted_noop_retire(writer_state& w, element* old, rng& rand) {
+  torture_domain& td = *w.td;
+  add_to_waiting(td, old);
+  const std::uint64_t snapshot = td.removal_seq.load(std::memory_order_acquire);
+  fault(kFpWriterBeforeGp, rand);
+  busted_grace_period(*td.dom);
+  fault(kFpWriterAfterGp, rand);
+  pipe_update(td, snapshot);
+}
+
+// early-flip: the element joins the grace period already in flight. The
+// writer snapshots grace_periods_completed() after the removal and counts the
+// next completion as the element's grace period (start_poll() makes sure one
+// comes), as a call() that attached callbacks to the current grace period
+// instead of the next would. When a grace period is in flight at the
+// removal, its flip came before the removal: it waits only for readers that
+// began before that flip, so a reader that began after the flip, and still
+// holds the element, sees the pipe reach 2 when it ends. Every grace period
+// here is a real one; only the choice of which one counts is wrong (one phase
+// short: the first scan of a correct grace period is what covers those
+// readers). Asynchronous, like call(), so the writers' removals do not fall
+// in step with the grace periods (a writer that waited would remove just
+// after one ended, when none is in flight).
+void run::busted_early_flip_retire(writer_state& w, element* old, rng& /*rand*/) {
+  srcu::domain& dom = *w.td->dom;
+  w.early_flip.push_back({old, dom.grace_periods_completed()});
+  (void)dom.start_poll();
+}
+
+void run::busted_early_flip_advance(writer_state& w, bool stopping) {
+  torture_domain& td = *w.td;
+  srcu::domain& dom = *td.dom;
+  const std::uint64_t completed = dom.grace_periods_completed();
+  // Snapshots only grow along the deque: stop at the first still waiting.
+  while (!w.early_flip.empty() && completed > w.early_flip.front().completed_at_removal) {
+    element* e = w.early_flip.front().e;
+    w.early_flip.pop_front();
+    const int p = e->pipe.load(std::memory_order_relaxed) + 1;
+    e->pipe.store(p, std::memory_order_relaxed);
+    if (p >= kPipeLen) {
+      pool_.free(e);
+      continue;
+    }
+    w.early_flip.push_back({e, completed});  // the next step takes another (early) grace period
+    (void)dom.start_poll();
+  }
+  if (stopping) {
+    // The final drain's synchronize() rounds take the rest down the pipe.
+    for (const early_flip_wait& x : w.early_flip) add_to_waiting(td, x.e);
+    w.early_flip.clear();
+  }
+}
+
+constexpr busted_ops kBustedOps[] = {
+    {"noop", "retire through a \"grace period\" that returns at once", &run::busted_noop_retire, nullptr},
+    {"early-flip",
+     "retire into the grace period already in flight (the next grace_periods_completed() step after the "
+     "removal)",
+     &run::busted_early_flip_retire, &run::busted_early_flip_advance},
+};
 
 // --fwd-progress: queue every flood head that is not still queued. Each is
 // reused once its callback has run, so outstanding callbacks stay bounded.
@@ -1141,7 +2296,8 @@ void run::writer_thread(writer_state& w) {
   while (!stop_writers_.load(std::memory_order_relaxed)) {
     fault(kFpWriterBetween, rand);
     if (opt_.fwd_progress) flood_burst(w);
-    const primitive p = opt_.busted ? kBusted : primitives_[next++ % primitives_.size()];
+    if (opt_.busted != nullptr && opt_.busted->advance != nullptr) (this->*opt_.busted->advance)(w, false);
+    const primitive p = opt_.busted != nullptr ? kBusted : primitives_[next++ % primitives_.size()];
     w.in_primitive.store(p, std::memory_order_relaxed);
     update(w, p, rand);
     w.in_primitive.store(-1, std::memory_order_relaxed);
@@ -1150,6 +2306,7 @@ void run::writer_thread(writer_state& w) {
     w.last_progress_ns.store(now_ns(), std::memory_order_relaxed);
     if (rand.one_in(2)) sleep_us(rand.between(20, 300));
   }
+  if (opt_.busted != nullptr && opt_.busted->advance != nullptr) (this->*opt_.busted->advance)(w, true);
   w.w.done.store(true, std::memory_order_release);
 }
 
@@ -1168,8 +2325,8 @@ void run::watchdog_thread() {
       // must finish too; if the library hangs there, fail instead of hanging.
       const std::int64_t since = drain_start_ns_.load(std::memory_order_relaxed);
       if (since != 0 && now - since > kShutdownLimitNs) {
-        error(kErrStall, "STALL: the final drain (synchronize()/barrier() with every torture thread stopped) "
-              "has not finished in %.0f s", kShutdownLimitNs / 1e9);
+        error(kErrStall, "STALL: the final drain (%s) has not finished in %.0f s",
+              drain_stage_.load(std::memory_order_relaxed), kShutdownLimitNs / 1e9);
         abandon();
       }
       continue;
@@ -1184,6 +2341,7 @@ void run::watchdog_thread() {
               w->td->name, (now - last) / 1e9, p >= 0 ? kPrimitiveNames[p] : "(between updates)");
       }
     }
+    if (delivery_) delivery_->check_stalls(now, stall_ns);
     const std::uint64_t invoked = callbacks_invoked();
     const std::uint64_t queued = callbacks_queued();
     if (invoked != last_invoked || queued == invoked) {
@@ -1214,7 +2372,7 @@ void run::note_first_error() noexcept {
 void run::error(error_kind k, const char* fmt, ...) {
   errors_[k].add();
   note_first_error();
-  const int n = messages_.fetch_add(1, std::memory_order_relaxed);
+  const int n = messages_[k].fetch_add(1, std::memory_order_relaxed);
   if (n >= kMaxErrorMessages) return;
   char buf[1024];
   va_list ap;
@@ -1222,13 +2380,13 @@ void run::error(error_kind k, const char* fmt, ...) {
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   say("ERROR (%s): %s%s", kErrorNames[k], buf,
-      n + 1 == kMaxErrorMessages ? " [further error messages suppressed; counted in the report]" : "");
+      n + 1 == kMaxErrorMessages ? " [further messages of this kind suppressed; counted in the report]" : "");
 }
 
 void run::error_from_signal(error_kind k, const char* msg) noexcept {
   errors_[k].add();
   note_first_error();
-  if (messages_.fetch_add(1, std::memory_order_relaxed) >= kMaxErrorMessages) return;
+  if (messages_[k].fetch_add(1, std::memory_order_relaxed) >= kMaxErrorMessages) return;
   write_all(g_prefix, std::strlen(g_prefix));
   static constexpr char kHead[] = "ERROR: ";
   write_all(kHead, sizeof kHead - 1);
@@ -1358,9 +2516,11 @@ void run::print_progress(std::int64_t now) {
   for (int i = 0; i <= kPipeLen; ++i) {
     h += std::snprintf(hist + h, sizeof hist - static_cast<std::size_t>(h), "%s%llu", i ? " " : "", ull(pipe[i]));
   }
-  say("[%6.1f s] reader-ops %llu (%.0f/s) updates %llu GPs %s callbacks %llu/%llu errors %llu | Reader Pipe: %s",
+  say("[%6.1f s] reader-ops %llu (%.0f/s) updates %llu GPs %s callbacks %llu/%llu delivery-rounds %llu errors %llu "
+      "| Reader Pipe: %s",
       (now - start_ns_) / 1e9, ull(ops), dt > 0 ? (ops - prev_ops_) / dt : 0.0, ull(updates()), gps,
-      ull(callbacks_invoked()), ull(callbacks_queued()), ull(total_errors()), hist);
+      ull(callbacks_invoked()), ull(callbacks_queued()), ull(delivery_ ? delivery_->rounds() : 0), ull(total_errors()),
+      hist);
   prev_ops_ = ops;
   prev_stat_ns_ = now;
 }
@@ -1405,6 +2565,7 @@ void run::shutdown() {
     std::snprintf(what, sizeof what, "writer %d on domain %s", w->id, w->td->name);
     ok &= join_within(w->w, what, deadline);
   }
+  if (delivery_ && !delivery_->stop(deadline)) abandon();  // the library is stuck in a delivery round
   {
     std::lock_guard lk(handoff_mutex_);
     handoff_stop_ = true;
@@ -1421,6 +2582,8 @@ void run::shutdown() {
 void run::final_drain() {
   drain_start_ns_.store(now_ns(), std::memory_order_relaxed);
   draining_.store(true, std::memory_order_relaxed);
+  if (delivery_) delivery_->teardown();
+  drain_stage_.store("synchronize()/barrier() with every torture thread stopped", std::memory_order_relaxed);
   // Waiting elements: each synchronize() moves them one step down the pipe.
   for (auto& td : domains_) {
     for (int i = 0; i < kPipeLen + 2; ++i) {
@@ -1495,6 +2658,10 @@ bool run::execute() {
     }
   }
   for (auto& w : writers_) w->w.thread = std::thread(&run::writer_thread, this, std::ref(*w));
+  if (opt_.delivery != 0 && !is_child_) {
+    delivery_ = std::make_unique<delivery_torture>(*this, opt_);
+    delivery_->start();
+  }
   watchdog_worker_.thread = std::thread(&run::watchdog_thread, this);
   if (opt_.signal_storm) storm_worker_.thread = std::thread(&run::storm_thread, this);
 
@@ -1544,7 +2711,7 @@ bool run::execute() {
   for (const auto& td : domains_) {
     if (td->sleepy) sleepy = td.get();
   }
-  if (sleepy != nullptr && !opt_.busted) {  // --busted completes no real grace periods
+  if (sleepy != nullptr && opt_.busted == nullptr) {  // --busted does not wait like the real primitives
     const std::uint64_t sleepy_gps = sleepy->gp_at_end - sleepy->gp_at_start;
     for (const auto& td : domains_) {
       if (td.get() == sleepy) continue;
@@ -1673,6 +2840,7 @@ void run::print_report() {
   line("Callbacks: queued %llu, invoked %llu %s (%s) %s", ull(queued_at_end_), ull(invoked_at_end_),
        drained_ ? "after the final barrier" : "when the run was abandoned (final barrier not reached)",
        cb_kinds.c_str(), queued_at_end_ == invoked_at_end_ ? "OK" : "MISMATCH");
+  if (delivery_) delivery_->print_report();
   if (opt_.fwd_progress) {
     std::uint64_t flood_calls = 0;
     for (const auto& w : writers_) flood_calls += w->flood_calls.get();
@@ -1721,6 +2889,7 @@ void run::print_report() {
   options o = parent;
   o.duration_s = kChildSeconds;
   o.fork = false;
+  o.delivery = 0;  // the child tortures the shared domains only
   o.stat_interval_s = 0;
   o.seed = mix_seed(parent.seed, 99, 1);
   // Fresh state only: the parent's torture objects may be locked by
@@ -1797,15 +2966,65 @@ Fault injection
                        callbacks outstanding each, millions over a run) between
                        updates, and readers storm (twice as many, no delays)
   --flood N            flood callback heads per writer (default 100000)
-  --stall-seconds S    a writer that completes no update for S seconds, or
-                       callbacks that stop being invoked, is a STALL (default 10)
+  --stall-seconds S    a writer that completes no update for S seconds, a delivery
+                       scenario that completes no round, or callbacks that stop
+                       being invoked, is a STALL (default 10)
+
+Callback delivery (on by default)
+  --delivery LIST      delivery scenarios, comma-separated (default all), each on
+                       a thread of its own beside the tortured domains:
+                         cross-barrier   callbacks of "upper" domains call
+                                         barrier(), call()+barrier() and
+                                         synchronize() of "leaf" domains, and
+                                         synchronize() of their own domain
+                         nested-domains  callbacks create a domain, use it
+                                         (call(), readers, synchronize()) and
+                                         delete it in the same callback or a
+                                         later one, or retire() an object that
+                                         owns it; the thread retires such
+                                         objects too. So ~domain runs inside
+                                         another domain's callback, with
+                                         callbacks still queued on its domain
+                         domain-churn    the thread creates 1-3 domains (any
+                                         executor, a private pool included),
+                                         queues callbacks, some of which queue
+                                         more while ~domain runs, and destroys
+                                         them at once
+                       Leaf and upper domains come in three kinds each: on srcu's
+                       callback workers, on a thread pool of the torture's own (1
+                       and 2 threads, a queue), and on an inline executor (submit()
+                       runs the batch at once). Two submit()s of these executors
+                       in three call() into a delivery domain holding the
+                       executor's lock; one in 32 first waits, without the lock
+                       (barrier() of leaf-srcu or synchronize() of a leaf).
+                       Every callback on a short-lived domain is counted: when
+                       ~domain returns, each must have run exactly once. Only
+                       upper-domain callbacks wait, never for an upper domain nor
+                       for a domain served by their own pool thread, so a wait
+                       that does not end is srcu's: a round unfinished after
+                       --stall-seconds is a STALL that names the stuck wait.
+  --no-delivery        none of them
 
 Self-test of the test
-  --busted             writers retire every element through the torture program's
-                       own broken "grace period", which returns without waiting.
-                       The run must end in "End of test: FAILURE" (within a few
-                       seconds): this proves the checks can catch a grace period
-                       that does not wait for readers.
+  --busted[=MODE]      writers retire every element through a broken "grace
+                       period" of the torture program's own (never the
+                       library's). The run must end in "End of test: FAILURE":
+                       this proves the checks catch a grace period that does not
+                       wait for the readers it must. MODE:
+                         noop        (plain --busted) returns at once, without
+                                     waiting for any reader: pipe counts up to
+                                     10 and "freed" errors within a second
+                         early-flip  one phase short: after the removal the
+                                     element takes the next step of
+                                     grace_periods_completed() as its grace
+                                     period (start_poll() makes sure one
+                                     comes). That may be the grace period
+                                     already in flight, whose flip came before
+                                     the removal, so it does not wait for
+                                     readers that began after the flip and
+                                     still hold the element. Every grace
+                                     period is real; only pipe count 2 shows,
+                                     usually within a second
 
   --help               this text
 
@@ -1830,19 +3049,26 @@ Reading the output
   indexes 0 and 1 may be nonzero.
   Then: reader sections per flavour, grace periods per domain (with the
   longest grace period a writer waited for), updates per primitive, callbacks
-  queued and invoked (they must be equal after the final barrier), elements,
-  fault injections, the fork child's verdict, and the errors by kind:
+  queued and invoked (they must be equal after the final barrier), the
+  delivery scenarios (rounds, what the callbacks did, short-lived domains
+  destroyed with callbacks lost or run twice, executors' batches and the
+  submit() hook's call()s), elements, fault injections, the fork child's
+  verdict, and the errors by kind:
     pipe, freed, recycled, corrupt  a reader held an element a grace period
                                     did not protect
     batch         two or more grace periods ended inside one section
     writer-check  poll()/grace_periods_completed() disagree with a grace
                   period that returned, or barrier() returned early
-    stall         a writer or the callbacks stopped making progress (STALL)
+    stall         a writer, a delivery scenario or the callbacks stopped
+                  making progress (STALL)
     callbacks     callbacks queued != invoked after the final barrier
     leak          an element neither current nor freed after the final drain
     fork-child    the fork child failed
     isolation     a domain without sleepy readers completed no more grace
                   periods than the sleepy domain
+    delivery      a callback on a short-lived domain was lost or ran twice
+                  by the time ~domain returned, or a barrier()/synchronize()
+                  inside a callback returned before what it waits for
 )";
 
 [[noreturn]] void usage_error(const char* fmt, const char* arg) {
@@ -1979,7 +3205,17 @@ options parse_options(int argc, char** argv) {
     } else if (arg == "--stall-seconds") {
       o.stall_s = parse_double(a, need(), 0.1, 1e6);
     } else if (arg == "--busted") {
-      o.busted = true;
+      // Plain --busted is --busted=noop; a mode is given only with '='.
+      const std::string_view mode = has_value ? std::string_view(value) : std::string_view("noop");
+      o.busted = nullptr;
+      for (const busted_ops& b : kBustedOps) {
+        if (mode == b.name) o.busted = &b;
+      }
+      if (o.busted == nullptr) usage_error("unknown mode for %s (noop, early-flip)", a);
+    } else if (arg == "--delivery") {
+      o.delivery = parse_list(a, need(), kDeliveryScenarioNames, kDeliveryScenarios);
+    } else if (arg == "--no-delivery") {
+      o.delivery = 0;
     } else if (arg == "--keep-going") {
       o.keep_going = true;
     } else {
@@ -1989,17 +3225,6 @@ options parse_options(int argc, char** argv) {
   if (o.sleepy_min_ms > o.sleepy_max_ms) usage_error("%s", "--sleepy-min-ms is larger than --sleepy-max-ms");
   if (!seed_given) o.seed = static_cast<std::uint64_t>(now_ns()) ^ (static_cast<std::uint64_t>(getpid()) << 32);
   return o;
-}
-
-std::string list_names(unsigned mask, const char* const* names, int count) {
-  std::string s;
-  for (int i = 0; i < count; ++i) {
-    if (mask & (1u << i)) {
-      if (!s.empty()) s += ',';
-      s += names[i];
-    }
-  }
-  return s;
 }
 
 }  // namespace
@@ -2014,7 +3239,7 @@ int main(int argc, char** argv) {
 
   say("--- Start of test: duration=%g readers=%d writers=%d (per domain) domains=%d flavours=%s primitives=%s "
       "seed=%llu stat-interval=%g sleepy-domain=%s max-nest=%d reader-delay-us=%d yield-prob=%g lib-fault-prob=%g "
-      "signal-storm=%d thread-churn=%d fork=%d fwd-progress=%d%s stall-seconds=%g busted=%d",
+      "signal-storm=%d thread-churn=%d fork=%d fwd-progress=%d%s stall-seconds=%g delivery=%s busted=%s",
       opt.duration_s, opt.readers, opt.writers, opt.domains,
       list_names(opt.flavours, kFlavourNames, kFlavourCount).c_str(),
       list_names(opt.primitives, kPrimitiveNames, kPrimitiveCount).c_str(), ull(opt.seed), opt.stat_interval_s,
@@ -2022,7 +3247,9 @@ int main(int argc, char** argv) {
              : (opt.sleepy_domain ? "off (needs 2+ domains)" : "off"),
       opt.max_nest, opt.reader_delay_us, opt.yield_prob, opt.lib_fault_prob, opt.signal_storm, opt.thread_churn, opt.fork,
       opt.fwd_progress, opt.fwd_progress ? (" flood=" + std::to_string(opt.flood)).c_str() : "", opt.stall_s,
-      opt.busted);
+      opt.delivery != 0 ? list_names(opt.delivery, kDeliveryScenarioNames, kDeliveryScenarios).c_str() : "off",
+      opt.busted != nullptr ? opt.busted->name : "off");
+  if (opt.busted != nullptr) say("--busted=%s: %s; this run must end in FAILURE", opt.busted->name, opt.busted->summary);
 
   if (opt.signal_storm) {
     struct sigaction sa{};
