@@ -5,7 +5,8 @@
 // and (with --hog) one CPU-bound process runs beside them at normal
 // priority. A monitor samples "in flight" = calls made - callbacks run
 // every 100 us and keeps the maximum. --nice19 moves srcu's library
-// threads (engine and callback workers) to nice 19 first.
+// threads (engine and callback workers) to nice 19 first; workers started
+// later inherit the engine's nice value (it starts them).
 //
 //   srcu_flood [--calls N] [--threads F] [--readers R] [--hog] [--nice19]
 //
@@ -78,9 +79,9 @@ int main(int argc, char** argv) {
     g_invoked = 0;
   }
   if (nice19) {
-    for (const char* p : {"srcu-engine", "srcu-cb/"}) {
-      for (pid_t t : threads_named(p)) setpriority(PRIO_PROCESS, static_cast<id_t>(t), 19);
-    }
+    // Every library thread: "srcu-engine" and the callback workers
+    // ("srcu-cb/N"; "srcu-callbacks" before the worker pool).
+    for (pid_t t : threads_named("srcu-")) setpriority(PRIO_PROCESS, static_cast<id_t>(t), 19);
   }
   const long long per_thread = calls / flooders;
   std::vector<std::unique_ptr<srcu::callback_head[]>> heads;
