@@ -19,14 +19,15 @@ void service::start() noexcept {
 }
 
 void service::start_thread_locked() noexcept {
-  const int rc = pthread_create(&thread_, nullptr, &service::thread_main, this);
-  if (rc != 0) die("(library)", "cannot start an srcu library thread");
-  pthread_setname_np(thread_, name_);
+  if (gate_.create(&thread_, &service::thread_main, this, name_) != 0) {
+    die("(library)", "cannot start an srcu library thread");
+  }
   pthread_detach(thread_);
   started_ = true;
 }
 
 void* service::thread_main(void* self) {
+  static_cast<service*>(self)->gate_.started();
   static_cast<service*>(self)->run();
   return nullptr;
 }
@@ -185,11 +186,15 @@ void service::forget(domain_state* d) noexcept {
   unlink_locked(&s);
 }
 
-// Takes the mutex only. Waiting for the thread's current steps would make
-// fork() wait for a user callback (for ever, if that callback forks). Steps
-// in flight hold no service lock; in the child their domains' busy marks
-// are cleared (discard_callbacks_in_child) and the thread is replaced.
-void service::prepare_fork() noexcept { mutex_.lock(); }
+// Takes the mutex and waits for a thread still starting (library_thread.h).
+// Waiting for the thread's current steps would make fork() wait for a user
+// callback (for ever, if that callback forks). Steps in flight hold no
+// service lock; in the child their domains' busy marks are cleared
+// (discard_callbacks_in_child) and the thread is replaced.
+void service::prepare_fork() noexcept {
+  mutex_.lock();
+  gate_.wait_all_started();
+}
 
 void service::parent_after_fork() noexcept { mutex_.unlock(); }
 

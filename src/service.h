@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kick_queue.h"
+#include "library_thread.h"
 
 namespace srcu::detail {
 
@@ -101,6 +102,7 @@ class service {
   bool restart_ = false;  // child: the parent had a thread
   bool batch_active_ = false;
   pthread_t thread_{};
+  start_gate gate_;
   kick_queue queue_;
 };
 
