@@ -21,26 +21,15 @@ void callback_pool::start() noexcept {
 // no lock of ours and calls no user code, so holding the leaf mutex across
 // it is allowed; the new thread blocks on the mutex until we let go.
 bool callback_pool::spawn_locked() noexcept {
-  reap_locked();
   char name[16];
   std::snprintf(name, sizeof name, "srcu-cb/%u", next_worker_id_);
-  pthread_t thread;
-  if (gate_.create(&thread, &callback_pool::thread_main, this, name) != 0) {
+  if (gate_.create(&callback_pool::thread_main, this, name) != 0) {
     if (workers_ == 0) die("(library)", "cannot start an srcu callback worker thread");
     return false;  // the workers we have go on; maintain() tries again later
   }
   ++next_worker_id_;
   ++workers_;
   return true;
-}
-
-// Mutex held. Joins the workers that left (they let go of the mutex as
-// they returned, so each join waits only for its thread's exit to finish).
-// Joinable rather than detached so that prepare_fork() can wait for an
-// exit in progress as it waits for a start (library_thread.h).
-void callback_pool::reap_locked() noexcept {
-  for (std::uint32_t i = 0; i < exited_count_; ++i) pthread_join(exited_[i], nullptr);
-  exited_count_ = 0;
 }
 
 void* callback_pool::thread_main(void* self) {
@@ -100,7 +89,7 @@ void callback_pool::run() {
       --idle_;
       if (head_ == nullptr && workers_ > 1 && monotonic_ns() - idle_since >= kIdleExitNs) {
         --workers_;  // the last worker stays
-        exited_[exited_count_++] = pthread_self();  // joined by the next spawn or fork
+        gate_.leaving();  // fork() waits until this thread is gone
         return;
       }
       continue;
@@ -187,8 +176,7 @@ std::uint32_t callback_pool::workers() noexcept {
 // No worker may be starting or exiting across the fork (library_thread.h).
 void callback_pool::prepare_fork() noexcept {
   mutex_.lock();
-  gate_.wait_all_started();
-  reap_locked();
+  gate_.settle();
 }
 
 void callback_pool::parent_after_fork() noexcept { mutex_.unlock(); }
@@ -199,7 +187,7 @@ void callback_pool::child_after_fork() noexcept {
   head_ = tail_ = nullptr;
   restart_ = workers_ > 0;
   workers_ = 0;
-  exited_count_ = 0;  // reaped in prepare_fork()
+  gate_.reset_in_child();
   idle_ = 0;
   saturated_reported_ = false;
   mutex_.unlock();

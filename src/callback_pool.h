@@ -74,7 +74,6 @@ class callback_pool {
   static void* thread_main(void* self);
   void run();
   bool spawn_locked() noexcept;
-  void reap_locked() noexcept;
   void append_locked(pool_entry* e, std::uint64_t now_ns) noexcept;
 
   std::mutex mutex_;
@@ -87,9 +86,7 @@ class callback_pool {
   bool restart_ = false;                    // fork child: the parent had workers
   bool saturated_reported_ = false;
   std::atomic<std::uint32_t> wake_word_{0}; // futex: bumped under mutex_ to wake idlers
-  start_gate gate_;                         // workers created, not yet running
-  pthread_t exited_[kMaxWorkers] = {};      // workers that left, not yet joined
-  std::uint32_t exited_count_ = 0;
+  thread_gate gate_;                        // workers starting or leaving (fork)
 };
 
 callback_pool& pool() noexcept;

@@ -19,10 +19,9 @@ void service::start() noexcept {
 }
 
 void service::start_thread_locked() noexcept {
-  if (gate_.create(&thread_, &service::thread_main, this, name_) != 0) {
+  if (gate_.create(&service::thread_main, this, name_) != 0) {
     die("(library)", "cannot start an srcu library thread");
   }
-  pthread_detach(thread_);
   started_ = true;
 }
 
@@ -193,7 +192,7 @@ void service::forget(domain_state* d) noexcept {
 // (discard_callbacks_in_child) and the thread is replaced.
 void service::prepare_fork() noexcept {
   mutex_.lock();
-  gate_.wait_all_started();
+  gate_.settle();
 }
 
 void service::parent_after_fork() noexcept { mutex_.unlock(); }
@@ -205,6 +204,7 @@ void service::child_after_fork() noexcept {
   // callbacks: started earlier, it drained the parent's staged callbacks and
   // ran them in the child (found by srcu-torture --fork).
   queue_.reset_after_fork();
+  gate_.reset_in_child();
   batch_active_ = false;
   absorb_locked();
   restart_ = started_;

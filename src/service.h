@@ -101,8 +101,7 @@ class service {
   bool started_ = false;
   bool restart_ = false;  // child: the parent had a thread
   bool batch_active_ = false;
-  pthread_t thread_{};
-  start_gate gate_;
+  thread_gate gate_;
   kick_queue queue_;
 };
 
