@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -273,8 +275,15 @@ TEST(CallbackFork, ForkWhileAnotherThreadFloodsCall) {
     std::atomic<bool> queued{false};
   };
   std::vector<flood_node> pool(1 << 15);
+  // The first fork waits for the flooder's first call(): a thread still in
+  // its start-up at the fork leaves the GCC 12 ASan allocator lock held in
+  // the child (fork_test.cc). srcu gates its own threads; this one is ours.
+  // (A CI run hung in round 0 this way: under ctest -j2 the flooder had not
+  // run within the first 2 ms.)
+  srcu_test::flag flooding;
   std::thread flooder([&] {
     for (std::size_t i = 0; !stop.load(std::memory_order_relaxed); i = (i + 1) % pool.size()) {
+      if (i == 1) flooding.set();
       flood_node& n = pool[i];
       if (n.queued.load(std::memory_order_acquire)) {  // not run yet: let callbacks catch up
         std::this_thread::sleep_for(20us);
@@ -287,6 +296,11 @@ TEST(CallbackFork, ForkWhileAnotherThreadFloodsCall) {
       });
     }
   });
+  if (!flooding.wait()) {
+    stop = true;
+    flooder.join();
+    FAIL() << "the flooder thread never made its first call() (waited 60 s)";
+  }
   bool child_failed = false;
   for (int round = 0; round < 20; ++round) {
     std::this_thread::sleep_for(2ms);

@@ -295,51 +295,6 @@ TEST(Callbacks, HundredThousandDomainsCreateNoThreadAndLittleMemory) {
 
 // --- Executors ---------------------------------------------------------------
 
-// Runs batches on its own thread; submit() takes `mutex`.
-class locking_executor : public srcu::executor {
- public:
-  explicit locking_executor(std::mutex& m) : mutex_(m), worker_([this] { loop(); }) {}
-  ~locking_executor() {
-    {
-      std::lock_guard lk(queue_mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-  void submit(srcu::callback_batch batch) noexcept override {
-    std::lock_guard lk(mutex_);  // the user's lock, taken inside the hook
-    {
-      std::lock_guard q(queue_mutex_);
-      queue_.push_back(std::move(batch));
-    }
-    cv_.notify_one();
-    submitted_.fetch_add(1);
-  }
-  int submitted() const { return submitted_.load(); }
-
- private:
-  void loop() {
-    std::unique_lock lk(queue_mutex_);
-    for (;;) {
-      cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      srcu::callback_batch b = std::move(queue_.front());
-      queue_.erase(queue_.begin());
-      lk.unlock();
-      b.run();
-      lk.lock();
-    }
-  }
-  std::mutex& mutex_;
-  std::mutex queue_mutex_;
-  std::condition_variable cv_;
-  std::vector<srcu::callback_batch> queue_;
-  bool stop_ = false;
-  std::atomic<int> submitted_{0};
-  std::thread worker_;
-};
-
 TEST(Executor, AbbaThroughTheExecutorDoesNotDeadlock) {
   // Regression for the seed (kernel call_srcu(), March 2026), user-space form:
   //  1. A thread holds mutex M and calls call().
@@ -348,7 +303,7 @@ TEST(Executor, AbbaThroughTheExecutorDoesNotDeadlock) {
   //  If call() held a library lock while waking (or called submit() itself),
   //  1-3 close a cycle. call() takes no lock and never calls out.
   std::mutex m;
-  locking_executor exec(m);
+  srcu_test::thread_executor exec(&m);
   {
     srcu::domain d({.name = "abba", .callback_executor = &exec});
     std::atomic<int> runs{0};
@@ -377,7 +332,7 @@ TEST(Executor, DestroyingAnotherDomainDoesNotLoseAKick) {
   //  4. A's step ends with kDone and A is unlinked: its ready callbacks are
   //     never dispatched, and A's barrier() waits for ever.
   std::mutex m;
-  locking_executor exec(m);
+  srcu_test::thread_executor exec(&m);
   const int rounds = static_cast<int>(1500 * srcu_test::stress_seconds(3) / 3);
   for (int i = 0; i < rounds; ++i) {
     srcu::domain a({.name = "kicked", .callback_executor = &exec});

@@ -8,7 +8,6 @@
 
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -21,6 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using srcu_test::flag;
+using srcu_test::thread_executor;
 
 // Runs f on another thread; if it has not returned after `limit`, the test
 // fails with `what` and the process exits (a hung wait cannot be unwound).
@@ -34,47 +34,6 @@ void within(std::chrono::seconds limit, const char* what, F&& f) {
   }
   done.get();
 }
-
-// An executor with one thread of its own and a queue.
-class thread_executor final : public srcu::executor {
- public:
-  thread_executor() : thread_([this] { loop(); }) {}
-  ~thread_executor() {
-    {
-      std::lock_guard lk(mutex_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  void submit(srcu::callback_batch batch) noexcept override {
-    {
-      std::lock_guard lk(mutex_);
-      queue_.push_back(std::move(batch));
-    }
-    cv_.notify_one();
-  }
-  std::thread::id thread_id() const { return thread_.get_id(); }
-
- private:
-  void loop() {
-    std::unique_lock lk(mutex_);
-    for (;;) {
-      cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      srcu::callback_batch b = std::move(queue_.front());
-      queue_.pop_front();
-      lk.unlock();
-      b.run();
-      lk.lock();
-    }
-  }
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<srcu::callback_batch> queue_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 // An executor whose submit() runs the batch at once, on srcu's worker.
 struct inline_executor final : srcu::executor {

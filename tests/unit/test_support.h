@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -55,6 +56,55 @@ class held_reader {
 
  private:
   flag inside_, release_;
+  std::thread thread_;
+};
+
+// An executor with one thread of its own and a FIFO queue. With `user_lock`,
+// submit() takes that lock around queueing (a user's lock inside the hook).
+class thread_executor final : public srcu::executor {
+ public:
+  explicit thread_executor(std::mutex* user_lock = nullptr)
+      : user_lock_(user_lock), thread_([this] { loop(); }) {}
+  ~thread_executor() {
+    {
+      std::lock_guard lk(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void submit(srcu::callback_batch batch) noexcept override {
+    std::unique_lock<std::mutex> user;
+    if (user_lock_ != nullptr) user = std::unique_lock(*user_lock_);
+    {
+      std::lock_guard lk(mutex_);
+      queue_.push_back(std::move(batch));
+    }
+    cv_.notify_one();
+    submitted_.fetch_add(1);
+  }
+  std::thread::id thread_id() const { return thread_.get_id(); }
+  int submitted() const { return submitted_.load(); }
+
+ private:
+  void loop() {
+    std::unique_lock lk(mutex_);
+    for (;;) {
+      cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      srcu::callback_batch b = std::move(queue_.front());
+      queue_.pop_front();
+      lk.unlock();
+      b.run();
+      lk.lock();
+    }
+  }
+  std::mutex* const user_lock_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<srcu::callback_batch> queue_;
+  bool stop_ = false;
+  std::atomic<int> submitted_{0};
   std::thread thread_;
 };
 
