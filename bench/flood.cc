@@ -8,7 +8,12 @@
 // threads (engine and callback workers) to nice 19 first; workers started
 // later inherit the engine's nice value (it starts them).
 //
-//   srcu_flood [--calls N] [--threads F] [--readers R] [--hog] [--nice19]
+//   srcu_flood [--calls N] [--threads F] [--readers R] [--hog] [--nice19] [--limit L]
+//
+// --limit L: the flooders use the allocating call(F) on a domain with
+// callback_backlog_limit = L, whose guaranteed bound is L plus the number of
+// calling threads (docs/delivery.md); without it, call(head, func), which
+// never waits and only catches up.
 //
 // Prints one line: calls, the peak in flight, the final barrier() time,
 // the flood's duration, and the peak number of callback workers.
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
   int readers = 2;
   bool hog = false;
   bool nice19 = false;
+  long long limit = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--calls" && i + 1 < argc) calls = std::atoll(argv[++i]);
@@ -58,8 +64,11 @@ int main(int argc, char** argv) {
     else if (a == "--readers" && i + 1 < argc) readers = std::atoi(argv[++i]);
     else if (a == "--hog") hog = true;
     else if (a == "--nice19") nice19 = true;
+    else if (a == "--limit" && i + 1 < argc) limit = std::atoll(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--calls N] [--threads F] [--readers R] [--hog] [--nice19]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--calls N] [--threads F] [--readers R] [--hog] [--nice19] "
+                   "[--limit L]\n",
                    argv[0]);
       return 2;
     }
@@ -71,7 +80,7 @@ int main(int argc, char** argv) {
       for (;;) asm volatile("" ::: "memory");  // CPU-bound, until killed
     }
   }
-  srcu::domain dom({.name = "flood"});
+  srcu::domain dom({.name = "flood", .callback_backlog_limit = static_cast<std::size_t>(limit)});
   {  // start the library threads, then (optionally) renice them
     srcu::callback_head h;
     dom.call(&h, &count_invoked);
@@ -85,7 +94,7 @@ int main(int argc, char** argv) {
   }
   const long long per_thread = calls / flooders;
   std::vector<std::unique_ptr<srcu::callback_head[]>> heads;
-  for (int t = 0; t < flooders; ++t) {
+  for (int t = 0; t < flooders && limit == 0; ++t) {
     heads.emplace_back(new srcu::callback_head[static_cast<std::size_t>(per_thread)]);
   }
   std::atomic<bool> stop_readers{false};
@@ -121,10 +130,18 @@ int main(int argc, char** argv) {
   std::vector<std::thread> flood_threads;
   for (int t = 0; t < flooders; ++t) {
     flood_threads.emplace_back([&, t] {
+      auto& count = made[static_cast<std::size_t>(t)];
+      if (limit != 0) {
+        for (long long i = 0; i < per_thread; ++i) {
+          dom.call([] { count_invoked(nullptr); });
+          count.store(i + 1, std::memory_order_relaxed);
+        }
+        return;
+      }
       srcu::callback_head* h = heads[static_cast<std::size_t>(t)].get();
       for (long long i = 0; i < per_thread; ++i) {
         dom.call(&h[i], &count_invoked);
-        made[static_cast<std::size_t>(t)].store(i + 1, std::memory_order_relaxed);
+        count.store(i + 1, std::memory_order_relaxed);
       }
     });
   }
@@ -143,10 +160,11 @@ int main(int argc, char** argv) {
   }
   const long long total = per_thread * flooders;
   std::printf("calls %lld  peak in flight %lld (%.1f%%)  flood %.2f s  final barrier %.3f s  "
-              "workers <= %u  invoked %llu%s%s\n",
+              "workers <= %u  invoked %llu%s%s%s\n",
               total, peak.load(), 100.0 * static_cast<double>(peak.load()) / static_cast<double>(total),
               flood_s, barrier_s, peak_workers.load(),
               static_cast<unsigned long long>(g_invoked.load()), hog ? "  (hog)" : "",
-              nice19 ? "  (library threads at nice 19)" : "");
+              nice19 ? "  (library threads at nice 19)" : "",
+              limit != 0 ? ("  (call(F), backlog limit " + std::to_string(limit) + ")").c_str() : "");
   return g_invoked.load() == static_cast<unsigned long long>(total) ? 0 : 1;
 }
