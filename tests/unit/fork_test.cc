@@ -96,7 +96,16 @@ TEST(Fork, ChildWhileAnotherThreadWaitsInSynchronize) {
   srcu::domain d({.name = "fork-sync"});
   let_engine_start(d);
   srcu_test::held_reader reader(d);
-  std::thread updater([&] { d.synchronize(); });  // drives, blocked on the reader
+  flag updating;  // a thread still starting at the fork hangs a GCC 12 ASan child
+  std::thread updater([&] {
+    updating.set();
+    d.synchronize();  // drives, blocked on the reader
+  });
+  if (!updating.wait()) {
+    reader.release();
+    updater.join();
+    FAIL() << "the updater thread did not start within 60 s";
+  }
   std::this_thread::sleep_for(20ms);
   const srcu::poll_cookie pending = d.start_poll();
   const int status = run_in_child([&] {
