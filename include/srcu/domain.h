@@ -68,6 +68,7 @@ namespace srcu {
 
 namespace detail {
 struct domain_state;
+struct c_api;
 }
 
 struct domain_options {
@@ -242,6 +243,7 @@ class domain {
 
  private:
   friend struct detail::domain_state;
+  friend struct detail::c_api;  // src/srcu_c.cc: the C API's int idx
 
   detail::counter_block* register_reader();  // slow path of read_lock
   [[noreturn]] void unlock_without_lock() const noexcept;  // unlock() misuse, always checked

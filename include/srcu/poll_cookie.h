@@ -19,6 +19,9 @@
 namespace srcu {
 
 class domain;
+namespace detail {
+struct c_api;
+}
 
 class poll_cookie {
  public:
@@ -30,6 +33,7 @@ class poll_cookie {
 
  private:
   friend class domain;
+  friend struct detail::c_api;
   explicit constexpr poll_cookie(std::uint64_t seq) noexcept : seq_(seq) {}
   std::uint64_t seq_ = 0;
 };

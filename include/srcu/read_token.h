@@ -14,6 +14,9 @@
 namespace srcu {
 
 class domain;
+namespace detail {
+struct c_api;
+}
 
 class read_token {
  public:
@@ -22,6 +25,7 @@ class read_token {
 
  private:
   friend class domain;
+  friend struct detail::c_api;
   explicit constexpr read_token(std::uintptr_t raw) noexcept : raw_(raw) {}
   // Counter block address | flavour << 1 | index bit. Blocks are 64-aligned.
   std::uintptr_t raw_ = 0;
