@@ -64,13 +64,13 @@ struct c_api {
   }
 
   static read_token thread_token(domain& d, int idx) noexcept {
+    if (SRCU_UNLIKELY(idx != 0 && idx != 1)) {
+      die(d.name(), "srcu_read_unlock() given an idx that srcu_read_lock() did not return");
+    }
     counter_block* slot = this_thread_slot(d.id_);
     if (SRCU_UNLIKELY(slot == nullptr)) {
       die(d.name(), "srcu_read_unlock() on a thread that never called srcu_read_lock() on it "
                     "(unlock without lock, or unlocked on another thread: use srcu_down_read())");
-    }
-    if (SRCU_UNLIKELY(idx != 0 && idx != 1)) {
-      die(d.name(), "srcu_read_unlock() given an idx that srcu_read_lock() did not return");
     }
     return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(slot)) |
                       static_cast<std::uintptr_t>(idx));
