@@ -50,6 +50,18 @@ namespace srcu::detail {
 // nullptr outside. Decides which waits are legal on this thread.
 constinit thread_local domain_state* tls_running_callbacks SRCU_TLS_MODEL = nullptr;
 
+// The batch this thread is running (the innermost callback_batch::run()),
+// so that rcu_synchronize() from inside one of its callbacks can run the
+// rest of it, and what became ready after it, inline and in order
+// (run_queued_inline()). Callbacks are always taken from here, never from a
+// local list, so a nested run cannot overtake an outer one.
+struct batch_cursor {
+  domain_state* owner;
+  callback_head* next;     // not yet run, in order
+  std::size_t taken = 0;   // callbacks (not markers) added from cb_ready inline
+};
+constinit thread_local batch_cursor* tls_batch_cursor SRCU_TLS_MODEL = nullptr;
+
 namespace {
 
 constinit thread_local std::uint32_t tls_callback_shard SRCU_TLS_MODEL = 0;  // shard + 1
@@ -80,6 +92,18 @@ void barrier_marker_ran(callback_head* h) {
 }
 
 bool is_barrier_marker(const callback_head* h) noexcept { return h->func == &barrier_marker_ran; }
+
+// Runs the cursor's callbacks until none is left (each may add more, or
+// empty it from a nested run).
+void run_cursor(batch_cursor& cursor) noexcept {
+  while (callback_head* const cb = cursor.next) {
+    cursor.next = cb->next;
+    void (*const func)(callback_head*) = cb->func;
+    cb->next = nullptr;
+    cb->func = nullptr;  // the head may be queued again from here on
+    func(cb);            // may free cb
+  }
+}
 
 }  // namespace
 
@@ -300,7 +324,19 @@ void domain_state::barrier() {
   if (callbacks_pending() == 0) return;  // every callback queued so far has returned
   std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
   barrier_marker markers[kMaxCallbackShards];
-  // Hurry: the engine skips callback_delay while this is non-zero.
+  stage_markers(markers, remaining);
+  for (;;) {
+    const std::uint32_t left = remaining.load(std::memory_order_acquire);
+    if (left == 0) break;
+    futex_wait(remaining, left, std::chrono::nanoseconds(0));
+  }
+  cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void domain_state::stage_markers(void* marker_array, std::atomic<std::uint32_t>& remaining) noexcept {
+  auto* markers = static_cast<barrier_marker*>(marker_array);
+  // Hurry: the engine skips callback_delay while this is non-zero (the
+  // caller lowers it when its markers have run).
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
   for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
     markers[s].head.func = &barrier_marker_ran;
@@ -310,12 +346,41 @@ void domain_state::barrier() {
   // The engine may be holding the staging back for callback_delay: make it
   // look now (it reads cb_hurry after this wake).
   engine().kick(this);
-  for (;;) {
-    const std::uint32_t left = remaining.load(std::memory_order_acquire);
-    if (left == 0) break;
-    futex_wait(remaining, left, std::chrono::nanoseconds(0));
+}
+
+// rcu_synchronize() inside one of this domain's callbacks: the callbacks
+// queued before it cannot run after it (the batch it is part of must end
+// first), so they run here, in order. While this thread's batch is out
+// (cb_batch_out), no worker takes cb_ready, so this thread is the only one
+// running the domain's callbacks and order is kept: first the rest of the
+// current batch, then cb_ready as grace periods move callbacks there, until
+// markers staged behind everything queued before the call have run.
+bool domain_state::run_queued_inline() noexcept {
+  batch_cursor* const cursor = tls_batch_cursor;
+  if (cursor == nullptr || cursor->owner != this) return false;  // in submit(): not a batch
+  run_cursor(*cursor);
+  std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
+  barrier_marker markers[kMaxCallbackShards];
+  stage_markers(markers, remaining);
+  while (remaining.load(std::memory_order_acquire) != 0) {
+    const std::uint32_t seen = gp_done_word.load(std::memory_order_seq_cst);
+    {
+      std::lock_guard lk(mutex);
+      advance_ready_locked();
+      cursor->next = cb_ready.head;  // the cursor is empty here
+      cursor->taken += cb_ready.count;
+      cb_ready = segment{};
+    }
+    if (cursor->next != nullptr) {
+      run_cursor(*cursor);
+    } else {
+      // The engine drains the markers and drives their grace period; no
+      // wake is registered, so poll every millisecond.
+      futex_wait(gp_done_word, seen, std::chrono::milliseconds(1));
+    }
   }
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
+  return true;
 }
 
 void domain_state::wait_for_backlog_below(std::uint64_t limit) noexcept {
@@ -405,19 +470,15 @@ void callback_batch::run() noexcept {
   // marker-only batch on an executor thread, then a use after free).
   d->cb_completing.fetch_add(1, std::memory_order_seq_cst);
   detail::domain_state* const outer = detail::tls_running_callbacks;
-  detail::tls_running_callbacks = d;
-  callback_head* cb = head_;
+  detail::batch_cursor* const outer_cursor = detail::tls_batch_cursor;
+  detail::batch_cursor cursor{d, head_};
   head_ = nullptr;
-  while (cb != nullptr) {
-    callback_head* const next = cb->next;
-    void (*const func)(callback_head*) = cb->func;
-    cb->next = nullptr;
-    cb->func = nullptr;  // the head may be queued again from here on
-    func(cb);            // may free cb
-    cb = next;
-  }
+  detail::tls_running_callbacks = d;
+  detail::tls_batch_cursor = &cursor;
+  detail::run_cursor(cursor);
+  detail::tls_batch_cursor = outer_cursor;
   detail::tls_running_callbacks = outer;
-  d->complete_batch(size_);
+  d->complete_batch(size_ + cursor.taken);
 }
 
 }  // namespace srcu

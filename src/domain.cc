@@ -22,7 +22,8 @@ void install_fork_handlers() noexcept;  // fork.cc
 
 domain_state::domain_state(domain* s, const domain_options& options)
     : self(s),
-      name(options.name != nullptr ? options.name : "srcu"),
+      name_copy(options.name != nullptr ? options.name : "srcu"),
+      name(name_copy.c_str()),
       stall_timeout(options.stall_timeout) {
   cb_executor = options.callback_executor;
   cb_backlog_limit = options.callback_backlog_limit;
@@ -122,6 +123,9 @@ using namespace detail;
 
 domain::domain() : domain(domain_options{}) {}
 
+domain::domain(executor& callback_executor, domain_options options)
+    : domain((options.callback_executor = &callback_executor, options)) {}
+
 domain::domain(const domain_options& options) {
   heavy_barrier_init();
   install_fork_handlers();
@@ -173,6 +177,8 @@ domain::~domain() {
 }
 
 const char* domain::name() const noexcept { return state_->name; }
+
+bool domain::in_reader() const noexcept { return state_->thread_in_reader(); }
 
 std::size_t domain::reader_slots() const noexcept {
   std::size_t n = 0;

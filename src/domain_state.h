@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "callback_pool.h"
 #include "diagnostics.h"
@@ -62,7 +63,8 @@ struct domain_state {
   ~domain_state();
 
   domain* const self;
-  const char* const name;
+  const std::string name_copy;  // domain_options::name, owned by the domain
+  const char* const name;       // name_copy.c_str(), for messages
   const std::chrono::milliseconds stall_timeout;
 
   // Guards the slot free list and chunk allocation, one grace-period step at
@@ -163,6 +165,13 @@ struct domain_state {
     return callback_batch(this, head, size);
   }
   void barrier();
+  // Stages a barrier marker (an array of kMaxCallbackShards) on every shard
+  // and hurries the engine; each marker decrements `remaining` when it runs.
+  void stage_markers(void* marker_array, std::atomic<std::uint32_t>& remaining) noexcept;
+  // rcu_synchronize() inside this domain's own callback: runs what was
+  // queued before, inline. False when not inside one of its batches.
+  bool run_queued_inline() noexcept;
+  static domain_state* of(domain& d) noexcept { return d.state_; }
   void wait_for_backlog_below(std::uint64_t limit) noexcept;  // bounded call(F)/retire()
   std::uint64_t callbacks_pending() const noexcept;  // queued, not yet returned
   // Pending minus those waiting for a grace period: the work srcu's own

@@ -385,24 +385,24 @@ static void check_not_in_reader(const domain_state& s, const char* what) noexcep
   }
 }
 
-void domain::synchronize() {
+void domain::synchronize() noexcept {
   check_not_in_reader(*state_, "synchronize()");
   state_->wait_for(state_->snapshot(), /*expedited=*/false);
 }
 
-void domain::synchronize_expedited() {
+void domain::synchronize_expedited() noexcept {
   check_not_in_reader(*state_, "synchronize_expedited()");
   state_->wait_for(state_->snapshot(), /*expedited=*/true);
 }
 
-void domain::cond_synchronize(poll_cookie cookie) {
+void domain::cond_synchronize(poll_cookie cookie) noexcept {
   check_not_in_reader(*state_, "cond_synchronize()");
   // Waiting for the cookie's own grace period is enough: it ends after every
   // reader that began before the cookie was taken.
   state_->wait_for(cookie.seq_, /*expedited=*/false);
 }
 
-void domain::barrier() {
+void domain::barrier() noexcept {
   check_not_in_reader(*state_, "barrier()");
   state_->barrier();
 }

@@ -4,10 +4,8 @@
 // a library thread or on the domain's executor. The head is intrusive: embed
 // it in the object to reclaim, and recover the object in the callback:
 //
-//   struct node { srcu::callback_head rcu; int key; };
-//   dom.call(&n->rcu, [](srcu::callback_head* h) {
-//     delete reinterpret_cast<node*>(reinterpret_cast<char*>(h) - offsetof(node, rcu));
-//   });
+//   struct node { int key; srcu::callback_head rcu; };
+//   dom.call(&n->rcu, [](srcu::callback_head* h) { delete srcu::owner_of(h, &node::rcu); });
 //
 // (domain::retire(p) and domain::call(lambda) do this for you, allocating.)
 //
@@ -39,6 +37,7 @@
 // on stderr says so).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 
 namespace srcu {
@@ -54,6 +53,22 @@ struct callback_head {
   callback_head* next = nullptr;
   void (*func)(callback_head*) = nullptr;
 };
+
+// The object whose callback_head member `member` is `head` (the C API's
+// container_of(), without a macro): owner_of(h, &node::rcu). `member` must
+// name a direct callback_head member of T (not one inherited from a virtual
+// base). Itanium C++ ABI (GCC, Clang): a data member pointer holds the
+// member's offset.
+template <class T>
+T* owner_of(callback_head* head, callback_head T::*member) noexcept {
+  static_assert(sizeof(member) == sizeof(std::ptrdiff_t), "needs the Itanium C++ ABI (GCC, Clang)");
+  const auto offset = std::bit_cast<std::ptrdiff_t>(member);
+  return reinterpret_cast<T*>(reinterpret_cast<char*>(head) - offset);
+}
+template <class T>
+const T* owner_of(const callback_head* head, callback_head T::*member) noexcept {
+  return owner_of(const_cast<callback_head*>(head), member);
+}
 
 // A ready batch of one domain's callbacks, handed to an executor. Move-only.
 // run() invokes them in queueing order and then reports the batch complete

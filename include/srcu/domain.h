@@ -72,7 +72,7 @@ struct c_api;
 }
 
 struct domain_options {
-  const char* name = "srcu";  // shown in diagnostics; the pointer must outlive the domain
+  const char* name = "srcu";  // shown in diagnostics; copied into the domain
   std::chrono::milliseconds stall_timeout{10'000};  // grace period this long -> stall report; 0 = off
   // Runs this domain's ready callbacks; nullptr: srcu's callback workers.
   // Must outlive the domain. See srcu/callback.h.
@@ -103,6 +103,10 @@ class domain {
   // Allocates: yes. Thread-safe.
   domain();
   explicit domain(const domain_options& options);
+  // The same with options.callback_executor = &callback_executor (folly's
+  // rcu_domain(Executor*)): this domain's callbacks run on that executor,
+  // which must outlive the domain.
+  explicit domain(executor& callback_executor, domain_options options = {});
 
   // Preconditions: no reader of any flavour is active (checked always, and
   //   first: a message naming the domain, then abort; never a hang), no
@@ -164,12 +168,12 @@ class domain {
   // Async-signal-safe: no. Allocates: no.
   // Deadlock notes: waits for readers, so a reader that waits for something
   //   the caller holds deadlocks, as with any RCU.
-  void synchronize();
+  void synchronize() noexcept;
 
   // synchronize_expedited: the same guarantee with the lowest latency: it
   //   drives the grace period itself and polls readers with short spins and
   //   yields before sleeping; costs more CPU while readers linger.
-  void synchronize_expedited();
+  void synchronize_expedited() noexcept;
 
   // barrier: returns after every callback queued before the call, by any
   //   thread, has run (not merely been scheduled). Callable concurrently.
@@ -182,7 +186,7 @@ class domain {
   //   from any other domain's callback or submit(), on any thread.
   // Synchronizes-with: each such callback's return happens-before barrier()
   //   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
-  void barrier();
+  void barrier() noexcept;
 
   // --- Deferred reclamation --------------------------------------------------
   // call: queues func(head) to run once, after a grace period that begins
@@ -227,13 +231,23 @@ class domain {
   [[nodiscard]] poll_cookie get_poll_cookie() noexcept;
   [[nodiscard]] poll_cookie start_poll() noexcept;
   [[nodiscard]] bool poll(poll_cookie cookie) const noexcept;
-  void cond_synchronize(poll_cookie cookie);
+  void cond_synchronize(poll_cookie cookie) noexcept;
 
   // Number of grace periods this domain has completed. Monotonic.
   [[nodiscard]] std::uint64_t grace_periods_completed() const noexcept;
 
-  // The name given in domain_options (for messages and logs).
+  // The name given in domain_options (a copy, valid while the domain lives).
   [[nodiscard]] const char* name() const noexcept;
+
+  // True when the calling thread is inside a read_lock()/lock()/read_guard
+  // section of this domain (liburcu's rcu_read_ongoing(), the kernel's
+  // srcu_read_lock_held()). Exact for those: it reads the thread's own
+  // slot. Signal-safe and down_read() sections keep no per-thread state (so
+  // that they may run in a signal handler or end on another thread), so they
+  // are not seen: for them it answers for the thread-flavour sections only.
+  // Cost: a table lookup and a few loads; no lock, no allocation.
+  // Async-signal-safe: yes.
+  [[nodiscard]] bool in_reader() const noexcept;
 
   // Per-thread reader slots this domain has allocated. Slots are recycled
   // when threads exit, so this is bounded by the peak number of threads

@@ -26,8 +26,25 @@ namespace srcu {
 // The process-wide default domain. Thread-safe; never destroyed.
 domain& rcu_default_domain() noexcept;
 
-// Waits for a grace period of `d` (std::rcu_synchronize).
-inline void rcu_synchronize(domain& d = rcu_default_domain()) noexcept { d.synchronize(); }
+// std::rcu_synchronize, with what folly users expect of it: returns after a
+// grace period of `d` (every reader that began before the call has ended)
+// AND after every callback and deleter queued on `d` before the call has
+// run (rcu_retire(), rcu_obj_base::retire(), domain::call()). The draft
+// standard asks only for the first; folly gives both (it runs deleters
+// inline). Contexts:
+//  - any thread outside `d`'s own callbacks: waits (synchronize(), then
+//    barrier()); the deleters run on srcu's workers or d's executor.
+//  - inside one of `d`'s own callbacks (run by a worker or an executor
+//    calling callback_batch::run()): they cannot run after this callback
+//    (it would wait for itself), so they run here, inline, on this thread,
+//    in their queueing order: first the rest of the current batch, then
+//    those that became ready, until every one queued before the call has
+//    run. A deleter that calls rcu_synchronize(d) again nests.
+//  - inside d's executor's submit() (not in a callback): waits for readers
+//    only; the deleters run after submit() hands the batch on.
+//  - inside a reader of `d`: deadlock, checked (message, abort).
+// Blocking: yes. Allocates: no.
+void rcu_synchronize(domain& d = rcu_default_domain()) noexcept;
 
 // Waits until every callback queued on `d` before the call has run (std::rcu_barrier).
 inline void rcu_barrier(domain& d = rcu_default_domain()) noexcept { d.barrier(); }
@@ -39,7 +56,12 @@ void rcu_retire(T* p, D d = D(), domain& dom = rcu_default_domain()) {
 }
 
 // Intrusive base (std::rcu_obj_base): T derives from rcu_obj_base<T, D>, and
-// retire() queues the object itself, without allocating.
+// retire() queues the object itself, without allocating. Trivially copyable
+// when D is ([saferecl.rcu.base]): a copy copies the node's bytes, and
+// retire() clears them before queueing, so a copy of a retired object (a
+// reader may take one) is retired like any other. Retiring the same object
+// twice before its deleter ran is undefined (as in the standard); srcu
+// cannot tell it from such a copy here.
 template <class T, class D = std::default_delete<T>>
 class rcu_obj_base : private callback_head {
  public:
@@ -48,15 +70,14 @@ class rcu_obj_base : private callback_head {
   // moving D is.
   void retire(D d = D(), domain& dom = rcu_default_domain()) noexcept {
     deleter_ = std::move(d);
-    dom.call(static_cast<callback_head*>(this), &invoke);
+    callback_head* const head = this;
+    head->next = nullptr;
+    head->func = nullptr;  // copied bytes are not "queued"
+    dom.call(head, &invoke);
   }
 
  protected:
   rcu_obj_base() = default;
-  rcu_obj_base(const rcu_obj_base&) noexcept : callback_head() {}  // a copy is not queued
-  rcu_obj_base(rcu_obj_base&&) noexcept : callback_head() {}
-  rcu_obj_base& operator=(const rcu_obj_base&) noexcept { return *this; }
-  rcu_obj_base& operator=(rcu_obj_base&&) noexcept { return *this; }
   ~rcu_obj_base() = default;
 
  private:

@@ -1,4 +1,4 @@
-// srcu::read_guard — RAII read-side critical section (read_lock/read_unlock).
+// RAII read-side critical sections, one guard per reader flavour.
 //
 //   {
 //     srcu::read_guard g(dom);
@@ -6,10 +6,18 @@
 //     use(*p);                       // may block; p stays valid until g ends
 //   }
 //
-// Non-copyable, non-movable; ends on the thread that began it. For a section
-// that ends on another thread use domain::down_read()/up_read(); inside a
-// signal handler use read_lock_signal_safe(). Cost: that of read_lock().
+// read_guard                read_lock()/read_unlock(): the default; ends on
+//                           the thread that began it. Non-movable.
+// signal_safe_read_guard    read_lock_signal_safe(): inside a signal handler
+//                           or on a thread that never used the domain.
+//                           Non-movable (it ends where it began).
+// down_read_guard           down_read()/up_read(): movable, so the section
+//                           may end on another thread (move the guard along
+//                           with the work; it ends where it is destroyed).
+// Cost: that of the calls they wrap.
 #pragma once
+
+#include <utility>
 
 #include "srcu/domain.h"
 
@@ -25,6 +33,59 @@ class read_guard {
  private:
   domain& domain_;
   read_token token_;
+};
+
+// Async-signal-safe: yes (construction and destruction).
+class signal_safe_read_guard {
+ public:
+  SRCU_ALWAYS_INLINE explicit signal_safe_read_guard(domain& d) noexcept
+      : domain_(d), token_(d.read_lock_signal_safe()) {}
+  SRCU_ALWAYS_INLINE ~signal_safe_read_guard() { domain_.read_unlock_signal_safe(token_); }
+  signal_safe_read_guard(const signal_safe_read_guard&) = delete;
+  signal_safe_read_guard& operator=(const signal_safe_read_guard&) = delete;
+
+ private:
+  domain& domain_;
+  read_token token_;
+};
+
+// Owns at most one down_read() section. Moving hands the section over (the
+// source owns none afterwards); the owner's destructor, unlock() or
+// release() ends or hands it out, on whichever thread that runs.
+// Async-signal-safe: yes.
+class down_read_guard {
+ public:
+  down_read_guard() noexcept = default;
+  explicit down_read_guard(domain& d) noexcept : domain_(&d), token_(d.down_read()) {}
+  // Adopts a section begun with d.down_read() (token from there).
+  down_read_guard(domain& d, read_token token) noexcept : domain_(&d), token_(token) {}
+  down_read_guard(down_read_guard&& other) noexcept
+      : domain_(std::exchange(other.domain_, nullptr)), token_(other.token_) {}
+  down_read_guard& operator=(down_read_guard&& other) noexcept {
+    if (this != &other) {
+      unlock();
+      domain_ = std::exchange(other.domain_, nullptr);
+      token_ = other.token_;
+    }
+    return *this;
+  }
+  ~down_read_guard() { unlock(); }
+
+  // Ends the section now (up_read()), if this guard owns one.
+  void unlock() noexcept {
+    if (domain_ != nullptr) std::exchange(domain_, nullptr)->up_read(token_);
+  }
+  // Hands the section out without ending it: the caller must up_read() it.
+  [[nodiscard]] read_token release() noexcept {
+    domain_ = nullptr;
+    return token_;
+  }
+  [[nodiscard]] bool owns_section() const noexcept { return domain_ != nullptr; }
+  explicit operator bool() const noexcept { return owns_section(); }
+
+ private:
+  domain* domain_ = nullptr;
+  read_token token_{};
 };
 
 }  // namespace srcu

@@ -12,6 +12,7 @@
 #include "srcu/domain.h"
 #include "srcu/poll_cookie.h"
 #include "srcu/rcu.h"
+#include "srcu/rcu_ptr.h"
 #include "srcu/read_guard.h"
 #include "srcu/read_token.h"
 #include "srcu/version.h"

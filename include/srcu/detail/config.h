@@ -1,6 +1,10 @@
 // Build-wide switches shared by the inline fast path and the compiled library.
 #pragma once
 
+#if __cplusplus < 202002L
+#error "srcu's C++ headers need C++20 (-std=c++20; pkg-config: srcu-cxx); C programs use srcu/srcu_c.h"
+#endif
+
 // SRCU_TSAN: 1 when compiled under ThreadSanitizer. TSan does not understand
 // membarrier(2) or signal fences, so under TSan the reader fast path uses
 // orderings TSan can see (DESIGN.md section 4).
