@@ -299,6 +299,32 @@ static void check_publish(struct srcu_struct *ssp) {
   CHECK(current_config == NULL);
 }
 
+/* --- DEFINE_SRCU created on first use by many threads at once ------------------ */
+DEFINE_STATIC_SRCU(raced_srcu);
+static atomic_int race_go;
+static void *first_use_main(void *p) {
+  int idx;
+  (void)p;
+  while (!atomic_load(&race_go)) {
+  }
+  idx = srcu_read_lock(&raced_srcu); /* every thread may try to create the domain */
+  srcu_read_unlock(&raced_srcu, idx);
+  return NULL;
+}
+static void check_first_use_race(void) {
+  pthread_t threads[8];
+  int i, idx;
+  for (i = 0; i < 8; ++i) CHECK(pthread_create(&threads[i], NULL, first_use_main, NULL) == 0);
+  atomic_store(&race_go, 1);
+  wait_step("8 threads racing to create a DEFINE_SRCU domain");
+  for (i = 0; i < 8; ++i) CHECK(pthread_join(threads[i], NULL) == 0);
+  /* One domain won: a reader on another thread holds up this thread's wait. */
+  check_synchronize_waits(&raced_srcu, THREAD_FLAVOUR, 0);
+  idx = srcu_read_lock_nmisafe(&raced_srcu);
+  srcu_read_unlock_nmisafe(&raced_srcu, idx);
+  synchronize_srcu(&raced_srcu);
+}
+
 /* Embeddable: a structure with an srcu_struct inside, initialised at run time. */
 struct subsystem {
   int state;
@@ -376,6 +402,7 @@ int main(void) {
   }
   cleanup_srcu_struct(&sub.srcu);
   check_misuse();
+  check_first_use_race();
   alarm(0);
   puts("c_api_test: all checks passed");
   return 0;
