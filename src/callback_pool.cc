@@ -1,6 +1,7 @@
 #include "callback_pool.h"
 
 #include <cstdio>
+#include <utility>
 
 #include "diagnostics.h"
 #include "domain_state.h"
@@ -48,13 +49,21 @@ void callback_pool::append_locked(pool_entry* e, std::uint64_t now_ns) noexcept 
   tail_ = e;
 }
 
-void callback_pool::enqueue(domain_state* d) noexcept {
+void callback_pool::enqueue(domain_state* d) noexcept { enqueue_entry(d, /*stall=*/false); }
+
+void callback_pool::request_stall_report(domain_state* d) noexcept {
+  enqueue_entry(d, /*stall=*/true);
+}
+
+void callback_pool::enqueue_entry(domain_state* d, bool stall) noexcept {
   pool_entry& e = d->delivery;
   bool wake_idle = false;
   bool wake_engine = false;
   {
     std::lock_guard lk(mutex_);
-    if (e.dying || e.queued) return;
+    if (e.dying) return;
+    e.stall_report |= stall;
+    if (e.queued) return;
     if (e.in_service) {
       e.requeue = true;  // its worker puts it back at the tail when done
       return;
@@ -100,8 +109,10 @@ void callback_pool::run() {
     e->next = nullptr;
     e->queued = false;
     e->in_service = true;
+    const bool stall_report = std::exchange(e->stall_report, false);
     lk.unlock();
     SRCU_INJECT("pool: took a domain, before dispatching it");
+    if (stall_report) e->owner->report_stall();  // the stall handler: user code
     dispatch_callbacks(e->owner);  // no library lock held: user code runs here
     lk.lock();
     e->in_service = false;

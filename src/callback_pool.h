@@ -48,6 +48,7 @@ struct pool_entry {
   bool in_service = false;        // a worker is dispatching this domain
   bool requeue = false;           // enqueued while in service: back to the tail after
   bool dying = false;             // ~domain: never served again
+  bool stall_report = false;      // report a stall before the next dispatch
 };
 
 class callback_pool {
@@ -59,6 +60,9 @@ class callback_pool {
 
   void start() noexcept;                    // the first worker (idempotent)
   void enqueue(domain_state* d) noexcept;   // d has ready callbacks; any thread
+  // d's grace period has stalled: a worker calls d->report_stall() (no
+  // library lock held) in d's next turn. Any thread.
+  void request_stall_report(domain_state* d) noexcept;
   void forget(domain_state* d) noexcept;    // ~domain: waits for a worker serving d
   // Engine thread: starts a worker if work has waited too long; returns
   // when to look again (monotonic ns; ~0: not until the next wake).
@@ -74,6 +78,7 @@ class callback_pool {
   static void* thread_main(void* self);
   void run();
   bool spawn_locked() noexcept;
+  void enqueue_entry(domain_state* d, bool stall) noexcept;
   void append_locked(pool_entry* e, std::uint64_t now_ns) noexcept;
 
   std::mutex mutex_;

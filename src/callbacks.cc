@@ -42,6 +42,8 @@
 #include "domain_state.h"
 #include "fault_injection.h"
 #include "futex.h"
+#include "lockdep.h"
+#include "trace.h"
 #include "service.h"
 
 namespace srcu::detail {
@@ -98,6 +100,10 @@ bool is_barrier_marker(const callback_head* h) noexcept { return h->func == &bar
 void run_cursor(batch_cursor& cursor) noexcept {
   while (callback_head* const cb = cursor.next) {
     cursor.next = cb->next;
+    if (SRCU_TRACING(callback_invoke) && !is_barrier_marker(cb)) {
+      SRCU_TRACE(callback_invoke, cursor.owner->name,
+                 cursor.owner->gp_seq.load(std::memory_order_relaxed) >> 2);
+    }
     void (*const func)(callback_head*) = cb->func;
     cb->next = nullptr;
     cb->func = nullptr;  // the head may be queued again from here on
@@ -148,6 +154,7 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
               "callback ran)");
   }
   head->func = func;
+  SRCU_TRACE(call, name, gp_seq.load(std::memory_order_relaxed) >> 2);
   shard_block& shard = self->shards_[this_thread_callback_shard() & self->shard_mask_];
   // Ticket before the push: callbacks_pending() counts it from here on, so
   // neither barrier() nor ~domain() can report "nothing queued" while it is
@@ -390,6 +397,7 @@ void domain_state::wait_for_backlog_below(std::uint64_t limit) noexcept {
   // over the limit instead.
   if (tls_running_callbacks == this || thread_in_reader()) return;
   if (callbacks_pending() < limit) return;
+  lockdep_wait(*this, "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
   engine().kick(this);
   for (;;) {

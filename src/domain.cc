@@ -14,6 +14,7 @@
 #include "futex.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
+#include "lockdep.h"
 #include "service.h"
 
 namespace srcu::detail {
@@ -161,6 +162,7 @@ domain::~domain() {
   // this runs (none is lost; none runs after the destructor returns). With
   // nothing queued this does not wait at all.
   const bool callbacks_ran = s->callbacks_pending() != 0;
+  if (callbacks_ran) lockdep_wait(*s, "~domain()", /*callbacks=*/true);
   while (s->callbacks_pending() != 0) s->barrier();
   engine().forget(s);
   pool().forget(s);
@@ -171,6 +173,7 @@ domain::~domain() {
   // Callbacks that ran just now may have been readers of this domain.
   if (callbacks_ran) s->check_no_readers_at_destruction();
   registry_remove(id_);
+  lockdep_forget_domain(this);
   for (std::uint32_t i = 0; i <= shard_mask_; ++i) shards_[i].~shard_block();
   s->~domain_state();
   ::operator delete(s, std::align_val_t{64});

@@ -25,6 +25,7 @@
 #include "callback_pool.h"
 #include "diagnostics.h"
 #include "service.h"
+#include "srcu/diagnostics.h"
 #include "srcu/domain.h"
 
 namespace srcu::detail {
@@ -101,7 +102,6 @@ struct domain_state {
   std::atomic<std::uint64_t> gp_seq{0};
   std::atomic<std::uint64_t> gp_seq_needed{0};
   std::atomic<std::uint64_t> gp_start_ns{0};     // when the current GP began
-  std::atomic<std::uint64_t> stall_reported_seq{~std::uint64_t{0}};
   std::atomic<std::uint32_t> gp_done_word{0};    // futex: bumped at each GP end
   std::atomic<std::uint32_t> waiters{0};         // threads waiting in wait_for()
   std::atomic<std::uint32_t> expedited_waiters{0};
@@ -118,7 +118,8 @@ struct domain_state {
   step_result advance_locked(bool* completed) noexcept;
   step_result drive_once() noexcept;             // try driver role, step, release
   void wait_for(std::uint64_t cookie, bool expedited);
-  void check_stall() noexcept;
+  void check_stall() noexcept;                   // driver: queue a stall report when due
+  void note_gp_end(std::uint64_t seq) noexcept;  // mutex held: statistics, probe
   void wake_gp_waiters() noexcept;
   void release_driver(bool hand_to_engine) noexcept;
 
@@ -185,6 +186,21 @@ struct domain_state {
   // running batch of this domain's callbacks first: one may be the reader).
   void check_no_readers_at_destruction() noexcept;
 
+  // --- Diagnostics (stall.cc) ---------------------------------------------------
+  // Written by the grace-period driver (one thread at a time; the role
+  // changes hands with seq_cst operations) and, stall_next_ns, pushed later
+  // by the reporting worker when it issues a report.
+  std::atomic<std::uint64_t> stall_seq{~std::uint64_t{0}};  // the GP stall_next_ns is for
+  std::atomic<std::uint64_t> stall_next_ns{0};     // when that GP is reported (again)
+  std::atomic<std::uint64_t> stall_report_seq{~std::uint64_t{0}};  // the GP a queued report is for
+  std::atomic<std::uint64_t> stalls_reported{0};   // domain_stats
+  std::atomic<std::uint64_t> expedited_gps{0};     // domain_stats: written under mutex
+  std::atomic<std::uint64_t> longest_gp_ns{0};     // domain_stats: written under mutex
+  // A callback worker, no library lock held: builds the report (taking the
+  // mutex to walk the slots) and calls the stall handler outside it.
+  void report_stall() noexcept;
+  domain_stats stats() const noexcept;
+
   // --- Library threads (service.cc, callback_pool.cc) -------------------------
   service_slot engine_slot;
   pool_entry delivery;
@@ -203,6 +219,9 @@ void domain_state::for_each_counter_pair(F&& f) const {
 // reader_slots.cc
 // "thread 1234 ('name')" for the thread holding a slot; for reports.
 void describe_slot_owner(message& m, const counter_block* slot) noexcept;
+pid_t slot_owner_tid(const counter_block* slot) noexcept;  // 0: none; the slot's domain mutex held
+// fn(d, ctx) for every live domain, registry mutex held (fn must not take it).
+void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx);
 std::uint32_t registry_add(domain_state* d);       // returns the domain id
 void registry_remove(std::uint32_t id);            // clears every thread's entry
 counter_block* register_thread_slot(domain_state* d, std::uint32_t id);

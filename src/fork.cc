@@ -12,6 +12,7 @@
 #include "callback_pool.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
+#include "lockdep.h"
 #include "service.h"
 
 namespace srcu::detail {
@@ -19,6 +20,7 @@ namespace srcu::detail {
 namespace {
 
 void prepare() noexcept {
+  lockdep_prepare_fork();  // a leaf; debug builds only
   engine().prepare_fork();
   pool().prepare_fork();
   registry_prepare_fork();
@@ -28,6 +30,7 @@ void parent() noexcept {
   registry_parent_after_fork();
   pool().parent_after_fork();
   engine().parent_after_fork();
+  lockdep_parent_after_fork();
 }
 
 // Services first: they absorb their pending stacks, which
@@ -41,6 +44,7 @@ void child() noexcept {
   registry_child_after_fork();
   engine().restart_after_fork();
   pool().restart_after_fork();
+  lockdep_child_after_fork();
 }
 
 }  // namespace

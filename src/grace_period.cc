@@ -48,6 +48,8 @@
 #include "futex.h"
 #include "heavy_barrier.h"
 #include "service.h"
+#include "lockdep.h"
+#include "trace.h"
 
 namespace srcu::detail {
 
@@ -136,6 +138,7 @@ step_result domain_state::advance_locked(bool* completed) noexcept {
       case kStateIdle:
         if (seq_ge(seq, gp_seq_needed.load(std::memory_order_acquire))) return step_result::kDone;
         gp_start_ns.store(monotonic_ns(), std::memory_order_relaxed);
+        SRCU_TRACE(gp_start, name, (seq >> 2) + 1);
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);  // G: pairs with S
         break;
@@ -153,6 +156,7 @@ step_result domain_state::advance_locked(bool* completed) noexcept {
         if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
         gp_seq.store((seq | kStateMask) + 1, std::memory_order_release);  // R
         *completed = true;
+        note_gp_end(seq);
         break;
     }
   }
@@ -205,25 +209,39 @@ step_result domain_state::drive_once() noexcept {
   return r;
 }
 
+// The driver, readers still inside: is a stall report due? The first report
+// of a grace period comes stall_timeout after it began, the next ones every
+// stall_timeout after the previous. The report itself is made on a callback
+// worker (callback_pool::request_stall_report), so that the handler never
+// runs on a reader's thread nor on one waiting in synchronize(), and runs
+// with no library lock held.
 void domain_state::check_stall() noexcept {
   if (stall_timeout.count() <= 0) return;
   const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
   if ((seq & kStateMask) == kStateIdle) return;
-  const std::uint64_t elapsed_ns = monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
-  if (elapsed_ns < static_cast<std::uint64_t>(stall_timeout.count()) * 1'000'000u) return;
-  std::uint64_t reported = stall_reported_seq.load(std::memory_order_relaxed);
-  if (reported == seq ||
-      !stall_reported_seq.compare_exchange_strong(reported, seq, std::memory_order_relaxed)) {
-    return;  // one report per grace period
+  const std::uint64_t timeout_ns = static_cast<std::uint64_t>(stall_timeout.count()) * 1'000'000u;
+  const std::uint64_t now = monotonic_ns();
+  if (stall_seq.load(std::memory_order_relaxed) != seq) {
+    stall_seq.store(seq, std::memory_order_relaxed);
+    stall_next_ns.store(gp_start_ns.load(std::memory_order_relaxed) + timeout_ns,
+                        std::memory_order_relaxed);
   }
-  message m;
-  m << "srcu: domain '" << name << "': grace period " << (seq >> 2) << " stalled for "
-    << elapsed_ns / 1'000'000u << " ms in "
-    << ((seq & kStateMask) == kStateScan1 ? "scan 1 (stragglers on the inactive index)"
-                                          : "scan 2 (readers on the old index)")
-    << "; " << last_active.load(std::memory_order_relaxed)
-    << " reader(s) still inside (a reader blocked, or a lock without unlock)";
-  m.write_to_stderr();
+  if (now < stall_next_ns.load(std::memory_order_relaxed)) return;
+  stall_next_ns.store(now + timeout_ns, std::memory_order_relaxed);
+  stall_report_seq.store(seq, std::memory_order_relaxed);
+  pool().request_stall_report(this);
+}
+
+// mutex held: a grace period that began at gp_start_ns has just ended.
+void domain_state::note_gp_end(std::uint64_t seq) noexcept {
+  const std::uint64_t took = monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
+  if (took > longest_gp_ns.load(std::memory_order_relaxed)) {
+    longest_gp_ns.store(took, std::memory_order_relaxed);
+  }
+  if (expedited_waiters.load(std::memory_order_relaxed) != 0) {
+    expedited_gps.store(expedited_gps.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  SRCU_TRACE(gp_end, name, (seq >> 2) + 1, took);
 }
 
 // Backlog above which the engine stops holding callbacks back for
@@ -363,11 +381,25 @@ namespace srcu {
 
 using detail::domain_state;
 
-static void check_not_in_reader(const domain_state& s, const char* what) noexcept {
+// Before every wait for a grace period of `s` (and, with `callbacks`, for
+// its callbacks): the waits that cannot end are misuse, the others are
+// recorded by the deadlock detector (debug builds, lockdep.cc).
+static void check_not_in_reader(const domain_state& s, const char* what,
+                                bool callbacks = false) noexcept {
+  // Signal-safe sections are known only where debug code noted them
+  // (detail/reader.h); release code just waits (and a stall is reported).
+  if (SRCU_UNLIKELY(detail::thread_in_signal_safe_reader(s.self))) {
+    detail::message m;
+    m << "srcu: domain '" << s.name << "': " << what
+      << " called inside a read_lock_signal_safe() section of the same domain on this thread "
+         "(would deadlock)";
+    detail::die(m);
+  }
   // Always on: the thread's own slot is private to it, so this is exact and
   // cheap next to a grace period.
   switch (s.thread_reader_state()) {
     case domain_state::reader_state::outside:
+      detail::lockdep_wait(s, what, callbacks);
       return;
     case domain_state::reader_state::inside: {
       detail::message m;
@@ -403,7 +435,7 @@ void domain::cond_synchronize(poll_cookie cookie) noexcept {
 }
 
 void domain::barrier() noexcept {
-  check_not_in_reader(*state_, "barrier()");
+  check_not_in_reader(*state_, "barrier()", /*callbacks=*/true);
   state_->barrier();
 }
 

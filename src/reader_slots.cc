@@ -239,6 +239,19 @@ domain_state::reader_state domain_state::thread_reader_state() const noexcept {
   return inside ? reader_state::inside : reader_state::outside;
 }
 
+pid_t slot_owner_tid(const counter_block* slot) noexcept {
+  const auto* rec = static_cast<const thread_record*>(slot->owner);
+  return rec != nullptr ? rec->tid : 0;
+}
+
+void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx) {
+  registry& r = reg();
+  std::lock_guard lk(r.mutex);
+  for (domain_state* d : r.domains) {
+    if (d != nullptr) fn(d, ctx);
+  }
+}
+
 void describe_slot_owner(message& m, const counter_block* slot) noexcept {
   const auto* rec = static_cast<const thread_record*>(slot->owner);
   if (rec == nullptr) {

@@ -443,6 +443,7 @@ struct torture_domain {
   std::uint64_t gp_at_start = 0;
   std::uint64_t gp_at_end = 0;
   std::size_t slots_at_end = 0;
+  srcu::domain_stats stats_at_end{};  // domain::stats() at the end
 };
 
 struct reader_stats {
@@ -571,6 +572,7 @@ class run {
   bool execute();
   // Snapshot of per-domain numbers (before the domains go away).
   void capture_domain_stats();
+  srcu::process_stats all_stats_at_end_{};
   void print_report();
   bool success() const noexcept { return total_errors() == 0; }
 
@@ -2726,7 +2728,11 @@ bool run::execute() {
 }
 
 void run::capture_domain_stats() {
-  for (const auto& td : domains_) td->slots_at_end = td->dom->reader_slots();
+  for (const auto& td : domains_) {
+    td->slots_at_end = td->dom->reader_slots();
+    td->stats_at_end = td->dom->stats();
+  }
+  all_stats_at_end_ = srcu::all_domains_stats();
 }
 
 // --- Report ----------------------------------------------------------------------------------
@@ -2795,6 +2801,24 @@ void run::print_report() {
   }
   line("Grace periods: %s", gp_line.c_str());
   line("Reader slots per domain: %s", slot_line.c_str());
+  // srcu's own counters (srcu/diagnostics.h), next to the torture's.
+  std::string stats_line;
+  for (const auto& td : domains_) {
+    const srcu::domain_stats& st = td->stats_at_end;
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s%s gps %llu (expedited %llu), callbacks %llu/%llu, longest %.1f ms, stalls %llu",
+                  stats_line.empty() ? "" : "; ", td->name, ull(st.grace_periods), ull(st.expedited_grace_periods),
+                  ull(st.callbacks_invoked), ull(st.callbacks_queued), st.longest_grace_period.count() / 1e6,
+                  ull(st.stalls_reported));
+    stats_line += buf;
+  }
+  line("srcu stats (domain::stats(), invoked/queued): %s", stats_line.c_str());
+  line("srcu stats, all %zu live domains: gps %llu (expedited %llu), callbacks %llu/%llu, longest %.1f ms, "
+       "stalls %llu",
+       all_stats_at_end_.domains, ull(all_stats_at_end_.totals.grace_periods),
+       ull(all_stats_at_end_.totals.expedited_grace_periods), ull(all_stats_at_end_.totals.callbacks_invoked),
+       ull(all_stats_at_end_.totals.callbacks_queued), all_stats_at_end_.totals.longest_grace_period.count() / 1e6,
+       ull(all_stats_at_end_.totals.stalls_reported));
 
   std::uint64_t prim[kPrimitiveSlots] = {};
   std::int64_t longest[kPrimitiveSlots] = {};

@@ -1,53 +1,60 @@
-// srcu::domain — a sleepable-RCU domain: its own readers, its own grace periods.
-//
-// Readers mark read-side critical sections; an updater that has unpublished
-// an object waits for a grace period (every reader that began before the wait
-// has ended) and then reclaims it:
-//
-//   srcu::domain dom({.name = "config"});
-//   std::atomic<config*> current{new config};
-//
-//   // reader, any thread, may block inside
-//   {
-//     srcu::read_guard g(dom);
-//     use(*current.load(std::memory_order_acquire));
-//   }
-//
-//   // updater
-//   config* old = current.exchange(new config(next), std::memory_order_acq_rel);
-//   dom.synchronize();                 // or get_poll_cookie()/poll()
-//   delete old;
-//
-// Why a domain, not one global RCU: a reader that blocks for seconds in domain
-// A delays only A's grace periods. Domains are cheap (no thread each; a few
-// hundred bytes until threads read them) and may be created by the thousand.
-//
-// When not to use it: for data written as often as it is read (a mutex is
-// simpler), or when readers must see the newest value at every instant.
-//
-// Limitations.
-//  - fork() without exec(): the child may keep using every domain. Callbacks
-//    queued before fork() run in the parent only; the child's copies are
-//    discarded (they would otherwise run twice). Readers
-//    that other (vanished) threads held at the fork do not hold up the child;
-//    the forking thread's own read_lock() sections continue in the child. A
-//    signal-safe or down_read() section in flight at fork() is treated as
-//    ended in the child (no thread there can end it): the forking thread must
-//    not end one it began before fork(); doing so is reported as an unlock
-//    without lock by the next grace period.
-//  - Signals: only read_lock_signal_safe()/read_unlock_signal_safe() (and the
-//    polled start_poll()/get_poll_cookie()/poll()) may be used in a handler.
-//  - Thread exit inside a read_lock() section is a bug; it is reported.
-//  - Exceptions: nothing here throws except through allocation failure in a
-//    thread's first read_lock() on a domain, which then terminates (noexcept).
-//
-// Overheads (bench/srcu_bench, 2-vCPU VM, 2026-11-25; docs/benchmarks.md):
-//  read_lock+read_unlock pair 1.6 ns (0.84x liburcu-memb's inline pair);
-//  signal-safe and down/up pairs 4.8-5.0 ns (one uncontended atomic RMW
-//  each, 1.2x a bare fetch_add/fetch_sub pair); synchronize_expedited 1.1 us
-//  p50 with no other thread running, 17.5 us with a reader spinning on the
-//  other CPU (two membarrier(2) calls; urcu-memb 17.1 us); call() 8 ns.
-//  A domain costs ~780 bytes on a 2-CPU machine.
+/// @file domain.h
+/// @brief srcu::domain — a sleepable-RCU domain: its own readers, its own grace periods.
+///
+/// Readers mark read-side critical sections; an updater that has unpublished
+/// an object waits for a grace period (every reader that began before the wait
+/// has ended) and then reclaims it:
+///
+/// @code
+///   srcu::domain dom({.name = "config"});
+///   std::atomic<config*> current{new config};
+///
+///   // reader, any thread, may block inside
+///   {
+///     srcu::read_guard g(dom);
+///     use(*current.load(std::memory_order_acquire));
+///   }
+///
+///   // updater
+///   config* old = current.exchange(new config(next), std::memory_order_acq_rel);
+///   dom.synchronize();                 // or get_poll_cookie()/poll()
+///   delete old;
+/// @endcode
+///
+/// Why a domain, not one global RCU: a reader that blocks for seconds in domain
+/// A delays only A's grace periods. Domains are cheap (no thread each; a few
+/// hundred bytes until threads read them) and may be created by the thousand.
+///
+/// When not to use it: for data written as often as it is read (a mutex is
+/// simpler), or when readers must see the newest value at every instant.
+///
+/// Limitations.
+///  - fork() without exec(): the child may keep using every domain. Callbacks
+///    queued before fork() run in the parent only; the child's copies are
+///    discarded (they would otherwise run twice). Readers
+///    that other (vanished) threads held at the fork do not hold up the child;
+///    the forking thread's own read_lock() sections continue in the child. A
+///    signal-safe or down_read() section in flight at fork() is treated as
+///    ended in the child (no thread there can end it): the forking thread must
+///    not end one it began before fork(); doing so is reported as an unlock
+///    without lock by the next grace period.
+///  - Signals: a handler may use only the async-signal-safe calls:
+///    read_lock_signal_safe()/read_unlock_signal_safe(), down_read()/up_read()
+///    (and their guards in srcu/read_guard.h), call(head, func), in_reader()
+///    and the polled start_poll()/get_poll_cookie()/poll(). Not read_lock()
+///    (its first call on a thread allocates), synchronize(), barrier(),
+///    call(f) or retire() (they allocate).
+///  - Thread exit inside a read_lock() section is a bug; it is reported.
+///  - Exceptions: nothing here throws except through allocation failure in a
+///    thread's first read_lock() on a domain, which then terminates (noexcept).
+///
+/// Overheads (bench/srcu_bench, 2-vCPU VM, 2026-11-25; docs/benchmarks.md):
+///  read_lock+read_unlock pair 1.6 ns (0.84x liburcu-memb's inline pair);
+///  signal-safe and down/up pairs 4.8-5.0 ns (one uncontended atomic RMW
+///  each, 1.2x a bare fetch_add/fetch_sub pair); synchronize_expedited 1.1 us
+///  p50 with no other thread running, 17.5 us with a reader spinning on the
+///  other CPU (two membarrier(2) calls; urcu-memb 17.1 us); call() 8 ns.
+///  A domain costs ~780 bytes on a 2-CPU machine.
 #pragma once
 
 #include <atomic>
@@ -59,6 +66,7 @@
 #include <utility>
 
 #include "srcu/callback.h"
+#include "srcu/diagnostics.h"
 #include "srcu/detail/config.h"
 #include "srcu/detail/reader.h"
 #include "srcu/poll_cookie.h"
@@ -71,188 +79,216 @@ struct domain_state;
 struct c_api;
 }
 
+/// The settings of a domain, given to its constructor:
+/// `srcu::domain dom({.name = "config"});`.
 struct domain_options {
-  const char* name = "srcu";  // shown in diagnostics; copied into the domain
-  std::chrono::milliseconds stall_timeout{10'000};  // grace period this long -> stall report; 0 = off
-  // Runs this domain's ready callbacks; nullptr: srcu's callback workers.
-  // Must outlive the domain. See srcu/callback.h.
+  const char* name = "srcu";  ///< shown in diagnostics; copied into the domain
+  std::chrono::milliseconds stall_timeout{10'000};  ///< grace period this long -> stall report, repeated while it lasts (srcu/diagnostics.h); 0 = off
+  /// Runs this domain's ready callbacks; nullptr: srcu's callback workers.
+  /// Must outlive the domain. See srcu/callback.h.
   executor* callback_executor = nullptr;
-  // How long queued call()s wait for company: callbacks staged since the
-  // engine last took them start their grace period no sooner than this after
-  // it did (barrier() and ~domain() skip the wait). Each grace period costs
-  // two membarrier() calls, which interrupt every CPU running this process's
-  // threads; batching keeps a steady stream of call()s from turning into
-  // tens of thousands of them per second. 0: a grace period per burst, at once.
+  /// How long queued call()s wait for company: callbacks staged since the
+  /// engine last took them start their grace period no sooner than this after
+  /// it did (barrier() and ~domain() skip the wait). Each grace period costs
+  /// two membarrier() calls, which interrupt every CPU running this process's
+  /// threads; batching keeps a steady stream of call()s from turning into
+  /// tens of thousands of them per second. 0: a grace period per burst, at once.
   std::chrono::microseconds callback_delay{1000};
-  // Opt-in bound for the allocating forms call(F) and retire(): while this
-  // many of the domain's callbacks are queued and not yet run, they wait
-  // (hurrying the grace period) before queueing another. 0: no bound.
-  // call(head, func) never waits, whatever this says. Deadlock rule: do not
-  // call them on a bounded domain while holding a lock that one of its
-  // callbacks takes (as for synchronize()). Where waiting would wait for
-  // itself they go over the bound instead of waiting: inside a reader of
-  // this domain (folly#1211) and inside its own callbacks or submit().
+  /// Opt-in bound for the allocating forms call(F) and retire(): while this
+  /// many of the domain's callbacks are queued and not yet run, they wait
+  /// (hurrying the grace period) before queueing another. 0: no bound.
+  /// call(head, func) never waits, whatever this says. Deadlock rule: do not
+  /// call them on a bounded domain while holding a lock that one of its
+  /// callbacks takes (as for synchronize()). Where waiting would wait for
+  /// itself they go over the bound instead of waiting: inside a reader of
+  /// this domain (folly#1211) and inside its own callbacks or submit().
   std::size_t callback_backlog_limit = 0;
 };
 
+/// A sleepable-RCU domain: its own readers, its own grace periods (an
+/// example, its limitations and its overheads are in domain.h).
 class domain {
  public:
-  // Effects: creates a domain; starts the library's engine thread and first
-  //   callback worker with the first domain of the process (no thread per
-  //   domain).
-  // Allocates: yes. Thread-safe.
+  /// Effects: creates a domain; starts the library's engine thread and first
+  ///   callback worker with the first domain of the process (no thread per
+  ///   domain).
+  /// Allocates: yes. Thread-safe.
   domain();
+  /// @copydoc domain()
   explicit domain(const domain_options& options);
-  // The same with options.callback_executor = &callback_executor (folly's
-  // rcu_domain(Executor*)): this domain's callbacks run on that executor,
-  // which must outlive the domain.
+  /// The same with options.callback_executor = &callback_executor (folly's
+  /// rcu_domain(Executor*)): this domain's callbacks run on that executor,
+  /// which must outlive the domain.
   explicit domain(executor& callback_executor, domain_options options = {});
 
-  // Preconditions: no reader of any flavour is active (checked always, and
-  //   first: a message naming the domain, then abort; never a hang), no
-  //   thread is inside an updater call on this domain, not called from one
-  //   of its own callbacks or its executor's submit() (checked always).
-  //   Legal from any other domain's callback or executor, so retire() of an
-  //   object that owns a domain works.
-  // Effects: with nothing queued, returns without waiting. Otherwise runs
-  //   every queued callback, including those that callbacks queue on this
-  //   domain while it runs (none is lost, none runs after it returns), then
-  //   releases every slot. A callback that re-queues itself every time it
-  //   runs keeps the destructor waiting.
+  /// Preconditions: no reader of any flavour is active (checked always, and
+  ///   first: a message naming the domain, then abort; never a hang), no
+  ///   thread is inside an updater call on this domain, not called from one
+  ///   of its own callbacks or its executor's submit() (checked always).
+  ///   Legal from any other domain's callback or executor, so retire() of an
+  ///   object that owns a domain works.
+  /// Effects: with nothing queued, returns without waiting. Otherwise runs
+  ///   every queued callback, including those that callbacks queue on this
+  ///   domain while it runs (none is lost, none runs after it returns), then
+  ///   releases every slot. A callback that re-queues itself every time it
+  ///   runs keeps the destructor waiting.
   ~domain();
   domain(const domain&) = delete;
   domain& operator=(const domain&) = delete;
 
-  // --- Readers -------------------------------------------------------------
-  // read_lock: enters a read-side critical section on this thread. Nestable;
-  //   may be held across blocking calls. Wait-free: no atomic RMW, no fence
-  //   (the updater pays with membarrier). The first call on a thread for a
-  //   domain takes a slot (allocates, takes a library lock); later calls
-  //   never allocate.
-  // read_unlock: ends it; the same thread, the token read_lock returned.
-  // Synchronizes-with: a synchronize() that waits for this reader returns
-  //   after read_unlock(); everything the reader read happens-before it.
-  // Async-signal-safe: no (use read_lock_signal_safe).
+  /// @name Readers
+  /// @{
+
+  /// read_lock: enters a read-side critical section on this thread. Nestable;
+  ///   may be held across blocking calls. Wait-free: no atomic RMW, no fence
+  ///   (the updater pays with membarrier). The first call on a thread for a
+  ///   domain takes a slot (allocates, takes a library lock); later calls
+  ///   never allocate.
+  /// read_unlock: ends it; the same thread, the token read_lock returned.
+  /// Synchronizes-with: a synchronize() that waits for this reader returns
+  ///   after read_unlock(); everything the reader read happens-before it.
+  /// Async-signal-safe: no (use read_lock_signal_safe).
   [[nodiscard]] read_token read_lock() noexcept;
+  /// @copydoc read_lock()
   void read_unlock(read_token token) noexcept;
 
-  // Signal-safe readers: lock-free (one atomic RMW on a shared counter), no
-  // allocation, no thread-local state, so usable in an async signal handler
-  // and on a thread that never used the domain. Pair only with each other.
-  // Async-signal-safe: yes. Allocates: no.
+  /// Signal-safe readers: lock-free (one atomic RMW on a shared counter), no
+  /// allocation, no thread-local state, so usable in an async signal handler
+  /// and on a thread that never used the domain. Pair only with each other.
+  /// Async-signal-safe: yes. Allocates: no.
   [[nodiscard]] read_token read_lock_signal_safe() noexcept;
+  /// @copydoc read_lock_signal_safe()
   void read_unlock_signal_safe(read_token token) noexcept;
 
-  // Semaphore-like reader: up_read() may run on another thread than
-  // down_read() (pass the token along with the work). Same cost as the
-  // signal-safe pair. Async-signal-safe: yes. Allocates: no.
+  /// Semaphore-like reader: up_read() may run on another thread than
+  /// down_read() (pass the token along with the work). Same cost as the
+  /// signal-safe pair. Async-signal-safe: yes. Allocates: no.
   [[nodiscard]] read_token down_read() noexcept;
+  /// @copydoc down_read()
   void up_read(read_token token) noexcept;
 
-  // BasicLockable / Lockable view of read_lock(), for std::scoped_lock and
-  // std::unique_lock as with C++26 std::rcu_domain. Same thread, nestable
-  // without limit: only the outermost lock() touches the counters, inner
-  // ones count depth in the thread's slot (the outer section covers them).
+  /// BasicLockable / Lockable view of read_lock(), for std::scoped_lock and
+  /// std::unique_lock as with C++26 std::rcu_domain. Same thread, nestable
+  /// without limit: only the outermost lock() touches the counters, inner
+  /// ones count depth in the thread's slot (the outer section covers them).
   void lock() noexcept;
-  bool try_lock() noexcept;  // always succeeds
+  bool try_lock() noexcept;  ///< always succeeds
+  /// @copydoc lock()
   void unlock() noexcept;
+  /// @}
 
-  // --- Updaters ------------------------------------------------------------
-  // synchronize: returns after every reader (any flavour) that began before
-  //   the call has ended. Concurrent callers share grace periods.
-  // Preconditions: the calling thread is not inside a read_lock()/lock()
-  //   section of this domain (checked always: message, abort). Readers of
-  //   other domains around the call are legal.
-  // Synchronizes-with: each such reader's unlock happens-before the return.
-  // Blocking: yes, sleeps between reader scans (backoff up to a few ms).
-  // Async-signal-safe: no. Allocates: no.
-  // Deadlock notes: waits for readers, so a reader that waits for something
-  //   the caller holds deadlocks, as with any RCU.
+  /// @name Updaters
+  /// @{
+
+  /// synchronize: returns after every reader (any flavour) that began before
+  ///   the call has ended. Concurrent callers share grace periods.
+  /// Preconditions: the calling thread is not inside a read_lock()/lock()
+  ///   section of this domain (checked always: message, abort). Readers of
+  ///   other domains around the call are legal.
+  /// Synchronizes-with: each such reader's unlock happens-before the return.
+  /// Blocking: yes, sleeps between reader scans (backoff up to a few ms).
+  /// Async-signal-safe: no. Allocates: no.
+  /// Deadlock notes: waits for readers, so a reader that waits for something
+  ///   the caller holds deadlocks, as with any RCU.
   void synchronize() noexcept;
 
-  // synchronize_expedited: the same guarantee with the lowest latency: it
-  //   drives the grace period itself and polls readers with short spins and
-  //   yields before sleeping; costs more CPU while readers linger.
+  /// synchronize_expedited: the same guarantee with the lowest latency: it
+  ///   drives the grace period itself and polls readers with short spins and
+  ///   yields before sleeping; costs more CPU while readers linger.
   void synchronize_expedited() noexcept;
 
-  // barrier: returns after every callback queued before the call, by any
-  //   thread, has run (not merely been scheduled). Callable concurrently.
-  //   Returns at once when nothing is queued. Does not wait out
-  //   domain_options::callback_delay: held callbacks get their grace period
-  //   at once.
-  // Preconditions: not inside a read_lock() section of this domain, and not
-  //   inside one of this domain's own callbacks or its executor's submit()
-  //   (each would wait for itself; checked always: message, abort). Legal
-  //   from any other domain's callback or submit(), on any thread.
-  // Synchronizes-with: each such callback's return happens-before barrier()
-  //   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
+  /// barrier: returns after every callback queued before the call, by any
+  ///   thread, has run (not merely been scheduled). Callable concurrently.
+  ///   Returns at once when nothing is queued. Does not wait out
+  ///   domain_options::callback_delay: held callbacks get their grace period
+  ///   at once.
+  /// Preconditions: not inside a read_lock() section of this domain, and not
+  ///   inside one of this domain's own callbacks or its executor's submit()
+  ///   (each would wait for itself; checked always: message, abort). Legal
+  ///   from any other domain's callback or submit(), on any thread.
+  /// Synchronizes-with: each such callback's return happens-before barrier()
+  ///   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
   void barrier() noexcept;
+  /// @}
 
-  // --- Deferred reclamation --------------------------------------------------
-  // call: queues func(head) to run once, after a grace period that begins
-  //   after this call, on one of srcu's callback workers or the domain's executor.
-  //   Callbacks queued by one thread run in queueing order. Callbacks wait
-  //   up to domain_options::callback_delay (1 ms) for company before their
-  //   grace period starts, so a stream of calls shares grace periods.
-  // Preconditions: head and func non-null; head not already queued (checked
-  //   always: message, abort). The caller owns *head until func runs; srcu
-  //   clears head->func just before invoking it.
-  // Blocking: never. Lock-free (no lock of any kind, so callable with any
-  //   lock held, from inside a callback, from an executor's submit()).
-  //   Floods: when srcu's threads owe more than 262,144 of this domain's
-  //   callbacks (queued and past their grace period, or not yet taken),
-  //   every 64th call() on a thread yields the CPU, up to 64 times, so a
-  //   flood pays with its own CPU time and invocation catches up; it never
-  //   waits for anything. Callbacks waiting for a grace period do not count.
-  // Async-signal-safe: yes. Allocates: no.
+  /// @name Deferred reclamation
+  /// @{
+
+  /// call: queues func(head) to run once, after a grace period that begins
+  ///   after this call, on one of srcu's callback workers or the domain's executor.
+  ///   Callbacks queued by one thread run in queueing order. Callbacks wait
+  ///   up to domain_options::callback_delay (1 ms) for company before their
+  ///   grace period starts, so a stream of calls shares grace periods.
+  /// Preconditions: head and func non-null; head not already queued (checked
+  ///   always: message, abort). The caller owns *head until func runs; srcu
+  ///   clears head->func just before invoking it.
+  /// Blocking: never. Lock-free (no lock of any kind, so callable with any
+  ///   lock held, from inside a callback, from an executor's submit()).
+  ///   Floods: when srcu's threads owe more than 262,144 of this domain's
+  ///   callbacks (queued and past their grace period, or not yet taken),
+  ///   every 64th call() on a thread yields the CPU, up to 64 times, so a
+  ///   flood pays with its own CPU time and invocation catches up; it never
+  ///   waits for anything. Callbacks waiting for a grace period do not count.
+  /// Async-signal-safe: yes. Allocates: no.
   void call(callback_head* head, void (*func)(callback_head*)) noexcept;
 
-  // call(f): the same for any callable `void()`, moved into a node that is
-  //   allocated here (so: Allocates: yes; not async-signal-safe).
-  // Blocking: only with domain_options::callback_backlog_limit set, while
-  //   that many callbacks are pending (see there for the deadlock rule).
+  /// call(f): the same for any callable `void()`, moved into a node that is
+  ///   allocated here (so: Allocates: yes; not async-signal-safe).
+  /// Blocking: only with domain_options::callback_backlog_limit set, while
+  ///   that many callbacks are pending (see there for the deadlock rule).
   template <class F>
   void call(F&& f);
 
-  // retire(p, d): d(p) after a grace period. Allocates a node. Blocking: as
-  //   call(f).
+  /// retire(p, d): d(p) after a grace period. Allocates a node. Blocking: as
+  ///   call(f).
   template <class T, class D = std::default_delete<T>>
   void retire(T* p, D d = D());
+  /// @}
 
-  // --- Polled grace periods ---------------------------------------------
-  // get_poll_cookie: snapshot only; no grace period is started. Async-signal-safe.
-  // start_poll: snapshot, and makes sure a grace period will start and end
-  //   without anybody waiting (the engine thread drives it). Lock-free,
-  //   async-signal-safe (a raw futex wake), never allocates.
-  // poll: true once a full grace period has elapsed since the cookie was taken.
-  // cond_synchronize: synchronize() unless poll(cookie) already holds.
-  // Synchronizes-with: when poll() returns true, every reader that began
-  //   before the cookie was taken has ended and its unlock happens-before.
+  /// @name Polled grace periods
+  /// @{
+
+  /// get_poll_cookie: snapshot only; no grace period is started. Async-signal-safe.
+  /// start_poll: snapshot, and makes sure a grace period will start and end
+  ///   without anybody waiting (the engine thread drives it). Lock-free,
+  ///   async-signal-safe (a raw futex wake), never allocates.
+  /// poll: true once a full grace period has elapsed since the cookie was taken.
+  /// cond_synchronize: synchronize() unless poll(cookie) already holds.
+  /// Synchronizes-with: when poll() returns true, every reader that began
+  ///   before the cookie was taken has ended and its unlock happens-before.
   [[nodiscard]] poll_cookie get_poll_cookie() noexcept;
+  /// @copydoc get_poll_cookie()
   [[nodiscard]] poll_cookie start_poll() noexcept;
+  /// @copydoc get_poll_cookie()
   [[nodiscard]] bool poll(poll_cookie cookie) const noexcept;
+  /// @copydoc get_poll_cookie()
   void cond_synchronize(poll_cookie cookie) noexcept;
+  /// @}
 
-  // Number of grace periods this domain has completed. Monotonic.
+  /// Number of grace periods this domain has completed. Monotonic.
   [[nodiscard]] std::uint64_t grace_periods_completed() const noexcept;
 
-  // The name given in domain_options (a copy, valid while the domain lives).
+  /// Counters of this domain (srcu/diagnostics.h): cheap (relaxed loads, no
+  /// lock), each field monotonic, not one consistent instant.
+  [[nodiscard]] domain_stats stats() const noexcept;
+
+  /// The name given in domain_options (a copy, valid while the domain lives).
   [[nodiscard]] const char* name() const noexcept;
 
-  // True when the calling thread is inside a read_lock()/lock()/read_guard
-  // section of this domain (liburcu's rcu_read_ongoing(), the kernel's
-  // srcu_read_lock_held()). Exact for those: it reads the thread's own
-  // slot. Signal-safe and down_read() sections keep no per-thread state (so
-  // that they may run in a signal handler or end on another thread), so they
-  // are not seen: for them it answers for the thread-flavour sections only.
-  // Cost: a table lookup and a few loads; no lock, no allocation.
-  // Async-signal-safe: yes.
+  /// True when the calling thread is inside a read_lock()/lock()/read_guard
+  /// section of this domain (liburcu's rcu_read_ongoing(), the kernel's
+  /// srcu_read_lock_held()). Exact for those: it reads the thread's own
+  /// slot. Signal-safe and down_read() sections keep no per-thread state (so
+  /// that they may run in a signal handler or end on another thread), so they
+  /// are not seen: for them it answers for the thread-flavour sections only.
+  /// Cost: a table lookup and a few loads; no lock, no allocation.
+  /// Async-signal-safe: yes.
   [[nodiscard]] bool in_reader() const noexcept;
 
-  // Per-thread reader slots this domain has allocated. Slots are recycled
-  // when threads exit, so this is bounded by the peak number of threads
-  // that used the domain at once (allocation rounds up: at most 2 x peak + 4),
-  // not by the number of threads ever created. Thread-safe.
+  /// Per-thread reader slots this domain has allocated. Slots are recycled
+  /// when threads exit, so this is bounded by the peak number of threads
+  /// that used the domain at once (allocation rounds up: at most 2 x peak + 4),
+  /// not by the number of threads ever created. Thread-safe.
   [[nodiscard]] std::size_t reader_slots() const noexcept;
 
  private:
@@ -326,6 +362,9 @@ SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
   detail::bump_shared(shard->locks[idx]);
   detail::reader_fence();  // B: pairs with A in readers_idle()
+#if SRCU_DEBUG
+  if (f == detail::kSignalSafeFlavour) detail::debug_signal_safe_enter(this);
+#endif
   return read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(shard)) |
                     (std::uintptr_t{f} << detail::kFlavourShift) | idx);
 }
@@ -333,6 +372,7 @@ SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
 SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour f) noexcept {
 #if SRCU_DEBUG
   check_unlock(token, f);
+  if (f == detail::kSignalSafeFlavour) detail::debug_signal_safe_exit(this);
 #else
   (void)f;
 #endif

@@ -109,6 +109,7 @@ struct rcu_head {
 int init_srcu_struct(struct srcu_struct *ssp);
 /** @brief init_srcu_struct() with the name shown in messages (copied). */
 int init_srcu_struct_named(struct srcu_struct *ssp, const char *name);
+/** @brief init_srcu_struct() names the structure after its argument's spelling ("&my_srcu"). */
 #define init_srcu_struct(ssp) init_srcu_struct_named((ssp), #ssp)
 
 /**

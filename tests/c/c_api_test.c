@@ -55,22 +55,26 @@ struct reader_arg {
   int idx; /* down_read: handed to the main thread, which ends the section */
 };
 
+/* Holds the section 150 ms, then says so just before it ends: a wait that
+ * returns must find `finished` set. */
+static void hold_then_finish(struct reader_arg *a) {
+  atomic_store(&a->inside, 1);
+  sleep_ms(150);
+  atomic_store(&a->finished, 1);
+}
+
 static void *reader_main(void *p) {
   struct reader_arg *a = p;
   int idx;
   switch (a->flavour) {
     case THREAD_FLAVOUR:
       idx = srcu_read_lock(a->ssp);
-      atomic_store(&a->inside, 1);
-      sleep_ms(150);
-      atomic_store(&a->finished, 1);
+      hold_then_finish(a);
       srcu_read_unlock(a->ssp, idx);
       break;
     case NMISAFE_FLAVOUR:
       idx = srcu_read_lock_nmisafe(a->ssp);
-      atomic_store(&a->inside, 1);
-      sleep_ms(150);
-      atomic_store(&a->finished, 1);
+      hold_then_finish(a);
       srcu_read_unlock_nmisafe(a->ssp, idx);
       break;
     case DOWN_UP_FLAVOUR:
@@ -83,8 +87,7 @@ static void *reader_main(void *p) {
 
 static void *up_reader_main(void *p) {
   struct reader_arg *a = p;
-  sleep_ms(150);
-  atomic_store(&a->finished, 1);
+  hold_then_finish(a);
   srcu_up_read(a->ssp, a->idx);
   return NULL;
 }

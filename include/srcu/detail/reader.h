@@ -50,6 +50,7 @@ static_assert(sizeof(counter_block) == 64);
 }  // namespace srcu::detail
 namespace srcu {
 struct callback_head;
+class domain;
 }
 namespace srcu::detail {
 
@@ -120,6 +121,15 @@ SRCU_ALWAYS_INLINE void bump_private(std::atomic<std::uint64_t>& c) noexcept {
 SRCU_ALWAYS_INLINE void bump_shared(std::atomic<std::uint64_t>& c) noexcept {
   c.fetch_add(1, kCounterOrder);
 }
+
+// Debug code (SRCU_DEBUG) notes the calling thread's signal-safe sections,
+// so that synchronize() inside one of the same domain is reported instead
+// of hanging, and so that the deadlock detector sees them. Async-signal-safe
+// (atomic operations on a small thread-local table; no allocation, no lock).
+// The library keeps the notes only when it is built with SRCU_DEBUG too.
+void debug_signal_safe_enter(const domain* d) noexcept;
+void debug_signal_safe_exit(const domain* d) noexcept;
+bool thread_in_signal_safe_reader(const domain* d) noexcept;
 
 // Shard choice for signal-safe and down/up readers: the CPU the thread runs
 // on, read from glibc's rseq area (one load from the thread pointer; no

@@ -1,0 +1,23 @@
+cmake_minimum_required(VERSION 3.22)
+# Lists the USDT probes in a built binary's notes (readelf -n) and fails
+# unless every probe srcu documents is there under provider "srcu", so a
+# rename or a lost probe breaks the test suite. Inputs: BINARY, READELF.
+set(expected gp_start gp_end stall call callback_invoke)
+execute_process(COMMAND ${READELF} -n ${BINARY} OUTPUT_VARIABLE notes RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "readelf -n ${BINARY} failed (${rc})")
+endif()
+string(REGEX MATCHALL "Provider: srcu[\r\n]+[ \t]*Name: [a-z_]+" found "${notes}")
+set(names "")
+foreach(f IN LISTS found)
+  string(REGEX REPLACE ".*Name: " "" n "${f}")
+  list(APPEND names ${n})
+endforeach()
+list(REMOVE_DUPLICATES names)
+list(SORT names)
+message(STATUS "srcu USDT probes in ${BINARY}: ${names}")
+foreach(p IN LISTS expected)
+  if(NOT p IN_LIST names)
+    message(FATAL_ERROR "USDT probe srcu:${p} is missing from ${BINARY} (found: ${names})")
+  endif()
+endforeach()
