@@ -5,6 +5,10 @@
 //   service.cc       the engine thread (grace periods, staging)
 //   callback_pool.cc the callback workers (run callbacks, call executors)
 //   fork.cc          pthread_atfork handlers
+//   stall.cc         stall reports (made on a callback worker), statistics
+//   lockdep.cc       the deadlock detector (debug builds), tracked_mutex
+//   trace.h/.cc      USDT probes
+//   srcu_c.cc        the C API
 //   domain.cc        construction, destruction, token checks
 //
 // Lock order (outermost first); no library lock is held while srcu calls out
@@ -13,6 +17,9 @@
 //     -> domain mutex (one per domain, held only for short non-blocking steps)
 //   callback pool mutex: a leaf, taken with no other library lock held
 //   (fork's prepare handler takes it after the service mutex, before the registry)
+//   deadlock detector mutex (lockdep.cc, debug builds): a leaf, taken by user
+//   threads before they wait, never with another library lock held
+//   (fork's prepare handler takes it first)
 #pragma once
 
 #include <atomic>

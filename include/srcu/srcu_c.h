@@ -31,6 +31,10 @@
  * }
  * @endcode
  *
+ * Coexistence: liburcu's <urcu/call-rcu.h> also defines struct rcu_head, so
+ * the two headers cannot be included in one translation unit (keep srcu and
+ * liburcu code in separate files; they link together fine).
+ *
  * Linking: the library is C++; `pkg-config --cflags --libs srcu` and the
  * CMake target `srcu::srcu` carry what a C link needs (libstdc++, pthread).
  *
