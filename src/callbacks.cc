@@ -329,6 +329,10 @@ void domain_state::check_may_wait_for_callbacks(const char* what) const noexcept
 void domain_state::barrier() {
   check_may_wait_for_callbacks("barrier()");
   if (callbacks_pending() == 0) return;  // every callback queued so far has returned
+  std::uint64_t queued_before = 0;       // tickets: callbacks queued before this point
+  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+    queued_before += self->shards_[s].enqueued.load(std::memory_order_seq_cst);
+  }
   std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
   barrier_marker markers[kMaxCallbackShards];
   stage_markers(markers, remaining);
@@ -336,6 +340,15 @@ void domain_state::barrier() {
     const std::uint32_t left = remaining.load(std::memory_order_acquire);
     if (left == 0) break;
     futex_wait(remaining, left, std::chrono::nanoseconds(0));
+  }
+  // The markers ran in a batch that counts its callbacks when it completes:
+  // wait for that count too, so that what barrier() waited for is also in
+  // domain::stats() (callbacks_invoked) when it returns. complete_batch()
+  // wakes cb_done_word while cb_hurry (raised by stage_markers) is non-zero.
+  for (;;) {
+    const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
+    if (cb_invoked.load(std::memory_order_seq_cst) >= queued_before) break;
+    futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
   }
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }

@@ -227,6 +227,9 @@ void domain_state::for_each_counter_pair(F&& f) const {
 // "thread 1234 ('name')" for the thread holding a slot; for reports.
 void describe_slot_owner(message& m, const counter_block* slot) noexcept;
 pid_t slot_owner_tid(const counter_block* slot) noexcept;  // 0: none; the slot's domain mutex held
+// fn(d, ctx) for every domain the calling thread is inside a read_lock()
+// section of (its own slots), registry mutex held (fn must not take it).
+void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), void* ctx);
 // fn(d, ctx) for every live domain, registry mutex held (fn must not take it).
 void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx);
 std::uint32_t registry_add(domain_state* d);       // returns the domain id

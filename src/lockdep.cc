@@ -9,10 +9,11 @@
 // with the node kind in the low bits; a destroyed domain or mutex takes its
 // nodes and every edge into them along (addresses are reused).
 //
-// What the calling thread holds is found without any lock: its own reader
-// slots (the slot table every read_lock() uses), the signal-safe sections
-// that debug code noted (detail/reader.h), its tracked mutexes (a small
-// thread-local stack) and the callbacks it is running (tls_running_callbacks).
+// What the calling thread holds: its own reader slots (the slot table every
+// read_lock() uses, read under the registry mutex, which keeps the domains
+// in it alive), the signal-safe sections that debug code noted
+// (detail/reader.h), its tracked mutexes (a small thread-local stack) and
+// the callbacks it is running (tls_running_callbacks).
 //
 // Lock order: the detector's mutex is a leaf: taken with no other library
 // lock held, never held while calling out (the report is written, then
@@ -88,53 +89,33 @@ struct held_node {
 
 std::string quoted(const char* s) { return std::string("'") + s + "'"; }
 
-template <class F>
-void for_each_held(F&& f) {
-  const thread_slot_table& t = tls_slot_table;
-  for (std::uint32_t id = 0; id < t.capacity; ++id) {
-    const counter_block* s = t.slots[id].load(std::memory_order_relaxed);
-    if (s == nullptr) continue;
-    const std::uint64_t inside = (s->locks[0].load(std::memory_order_relaxed) -
-                                  s->unlocks[0].load(std::memory_order_relaxed)) +
-                                 (s->locks[1].load(std::memory_order_relaxed) -
-                                  s->unlocks[1].load(std::memory_order_relaxed));
-    if (static_cast<std::int64_t>(inside) <= 0) continue;
-    const auto* d = static_cast<const domain*>(s->domain);
-    f(held_node{key(d, kReaders), quoted(d->name()),
-                "inside a read_lock() section of " + quoted(d->name())});
-  }
+// Everything the calling thread holds. Its reader slots are read under the
+// registry mutex (visit_readers_of_this_thread): another thread may be
+// destroying a domain this thread once read, and with it the slot.
+std::vector<held_node> held_by_this_thread() {
+  std::vector<held_node> held;
+  visit_readers_of_this_thread(
+      [](const domain_state* d, void* ctx) {
+        static_cast<std::vector<held_node>*>(ctx)->push_back(
+            held_node{key(d->self, kReaders), quoted(d->name),
+                      "inside a read_lock() section of " + quoted(d->name)});
+      },
+      &held);
   for (const signal_safe_entry& e : tls_signal_safe) {
     const domain* d = e.d.load(std::memory_order_relaxed);
     if (d == nullptr || e.depth.load(std::memory_order_relaxed) == 0) continue;
-    f(held_node{key(d, kReaders), quoted(d->name()),
-                "inside a read_lock_signal_safe() section of " + quoted(d->name())});
+    held.push_back(held_node{key(d, kReaders), quoted(d->name()),
+                             "inside a read_lock_signal_safe() section of " + quoted(d->name())});
   }
   for (int i = 0; i < tls_held_count; ++i) {
-    f(held_node{key(tls_held[i], kMutex), "tracked_mutex " + quoted(tls_held[i]->name()),
-                "with tracked_mutex " + quoted(tls_held[i]->name()) + " held"});
+    held.push_back(held_node{key(tls_held[i], kMutex), "tracked_mutex " + quoted(tls_held[i]->name()),
+                             "with tracked_mutex " + quoted(tls_held[i]->name()) + " held"});
   }
   if (const domain_state* running = tls_running_callbacks) {
-    f(held_node{key(running->self, kCallbacks), "the callbacks of " + quoted(running->name),
-                "inside a callback (or executor submit()) of " + quoted(running->name)});
+    held.push_back(held_node{key(running->self, kCallbacks), "the callbacks of " + quoted(running->name),
+                             "inside a callback (or executor submit()) of " + quoted(running->name)});
   }
-}
-
-bool holds_anything() noexcept {
-  if (tls_held_count != 0 || tls_running_callbacks != nullptr) return true;
-  for (const signal_safe_entry& e : tls_signal_safe) {
-    if (e.depth.load(std::memory_order_relaxed) != 0) return true;
-  }
-  const thread_slot_table& t = tls_slot_table;
-  for (std::uint32_t id = 0; id < t.capacity; ++id) {
-    const counter_block* s = t.slots[id].load(std::memory_order_relaxed);
-    if (s != nullptr && (s->locks[0].load(std::memory_order_relaxed) !=
-                             s->unlocks[0].load(std::memory_order_relaxed) ||
-                         s->locks[1].load(std::memory_order_relaxed) !=
-                             s->unlocks[1].load(std::memory_order_relaxed))) {
-      return true;
-    }
-  }
-  return false;
+  return held;
 }
 
 // Detector mutex held. Writes the cycle closed by from -> to and aborts.
@@ -214,14 +195,15 @@ void forget(std::initializer_list<std::uintptr_t> keys) {
 }  // namespace
 
 void lockdep_wait(const domain_state& target, const char* op, bool callbacks) noexcept {
-  if (!holds_anything()) return;
+  const std::vector<held_node> held = held_by_this_thread();
+  if (held.empty()) return;
   const std::string target_name = quoted(target.name);
-  for_each_held([&](const held_node& h) {
+  for (const held_node& h : held) {
     // Own readers and own callbacks are checked where the wait is (always on).
     const std::string how = std::string(op) + " on " + target_name + " " + h.as;
     add_edge(h, key(target.self, kReaders), target_name, how);
     if (callbacks) add_edge(h, key(target.self, kCallbacks), "the callbacks of " + target_name, how);
-  });
+  }
 }
 
 void lockdep_lock(tracked_mutex* m) noexcept {
@@ -233,11 +215,10 @@ void lockdep_lock(tracked_mutex* m) noexcept {
       die(msg);
     }
   }
-  if (holds_anything()) {
+  const std::vector<held_node> held = held_by_this_thread();
+  if (!held.empty()) {
     const std::string name = "tracked_mutex " + quoted(m->name());
-    for_each_held([&](const held_node& h) {
-      add_edge(h, key(m, kMutex), name, name + " locked " + h.as);
-    });
+    for (const held_node& h : held) add_edge(h, key(m, kMutex), name, name + " locked " + h.as);
   }
   lockdep_acquired(m);
 }

@@ -244,6 +244,19 @@ pid_t slot_owner_tid(const counter_block* slot) noexcept {
   return rec != nullptr ? rec->tid : 0;
 }
 
+void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), void* ctx) {
+  registry& r = reg();
+  // The registry mutex keeps every domain in the table alive (registry_remove
+  // clears a thread's entry under it before the domain's slots are freed).
+  std::lock_guard lk(r.mutex);
+  const thread_slot_table& t = tls_slot_table;
+  for (std::uint32_t id = 0; id < t.capacity && id < r.domains.size(); ++id) {
+    const counter_block* s = t.slots[id].load(std::memory_order_relaxed);
+    if (s == nullptr || r.domains[id] == nullptr) continue;
+    if (!slot_balanced(s)) fn(r.domains[id], ctx);
+  }
+}
+
 void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx) {
   registry& r = reg();
   std::lock_guard lk(r.mutex);

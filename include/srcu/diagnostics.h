@@ -77,7 +77,7 @@ struct domain_stats {
   std::uint64_t grace_periods;            ///< completed (== grace_periods_completed())
   std::uint64_t expedited_grace_periods;  ///< of those, completed while synchronize_expedited() waited
   std::uint64_t callbacks_queued;         ///< call(), call(F), retire() (and rcu_obj_base::retire())
-  std::uint64_t callbacks_invoked;        ///< callbacks that have run and returned
+  std::uint64_t callbacks_invoked;        ///< callbacks that have run and returned (counted per batch; includes all that barrier() waited for once it returns)
   std::chrono::nanoseconds longest_grace_period;  ///< from its start to its end
   std::uint64_t stalls_reported;          ///< stall reports issued
 };

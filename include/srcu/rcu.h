@@ -63,9 +63,13 @@ void rcu_retire(T* p, D d = D(), domain& dom = rcu_default_domain()) {
 /// retire() queues the object itself, without allocating. Trivially copyable
 /// when D is ([saferecl.rcu.base]): a copy copies the node's bytes, and
 /// retire() clears them before queueing, so a copy of a retired object (a
-/// reader may take one) is retired like any other. Retiring the same object
-/// twice before its deleter ran is undefined (as in the standard); srcu
-/// cannot tell it from such a copy here.
+/// reader may take one) is retired like any other. But while an object is
+/// retired, srcu's threads write its node (the queue link), so copying the
+/// whole object then reads bytes they may be writing: harmless for the copy
+/// (retire() clears them) yet a data race that ThreadSanitizer reports; a
+/// reader that needs a copy of a possibly retired object should copy its
+/// fields. Retiring the same object twice before its deleter ran is
+/// undefined (as in the standard); srcu cannot tell it from such a copy.
 template <class T, class D = std::default_delete<T>>
 class rcu_obj_base : private callback_head {
  public:

@@ -31,9 +31,10 @@
 ///
 /// Cost when off (release builds without SRCU_DEBUG): lock() is
 /// std::mutex::lock() behind one call; nothing is recorded anywhere. When
-/// on: lock() and each wait look at the calling thread's reader slots and
-/// held mutexes (no lock, no allocation when nothing is held); a new edge
-/// takes the detector's lock, allocates it and searches the graph. The reader
+/// on: lock() and each wait look at the calling thread's reader slots (under
+/// the library's registry lock, briefly), noted signal-safe sections, held
+/// mutexes and running callbacks; a new edge takes the detector's lock,
+/// allocates it and searches the graph. The reader
 /// fast path records nothing. Edges of a domain or mutex are dropped when it
 /// is destroyed.
 ///

@@ -330,17 +330,21 @@ struct plain_obj2 : srcu::rcu_obj_base<plain_obj2, void (*)(plain_obj2*)> {
 static_assert(std::is_trivially_copyable_v<plain_obj2>);
 
 TEST(RcuObjBase, CopyOfARetiredObjectCanBeRetired) {
-  srcu::domain dom({.name = "trivial_copy"});
-  srcu::domain other({.name = "trivial_copy_other"});
-  srcu::read_guard holds_up_the_grace_period(dom);  // keeps the original queued
+  // A domain that holds staged callbacks back for an hour (after its first
+  // drain), so the original stays queued, untouched by srcu's threads, while
+  // this thread copies it: the copy carries a queued node's bytes.
+  srcu::domain dom({.name = "trivial_copy", .callback_delay = std::chrono::hours(1)});
+  dom.call([] {});
+  dom.barrier();  // the first drain is done; the next waits for the delay or a barrier
   auto* original = new plain_obj;
   original->value = 5;
-  original->retire(std::default_delete<plain_obj>{}, other);
+  original->retire(std::default_delete<plain_obj>{}, dom);
   auto* copy = new plain_obj(*original);  // copies the queued node's bytes
   EXPECT_EQ(copy->value, 5);
-  copy->retire(std::default_delete<plain_obj>{}, other);  // no "already queued" abort
+  copy->retire(std::default_delete<plain_obj>{}, dom);  // no "already queued" abort
   watchdog wd("barrier() for an object and its copy");
-  other.barrier();
+  dom.barrier();
+  EXPECT_EQ(dom.stats().callbacks_invoked, 3u);
 }
 
 // ---------------------------------------------------------- rcu_synchronize --
