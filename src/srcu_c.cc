@@ -43,7 +43,9 @@ struct c_api {
     return create_on_first_use(ssp);
   }
 
-  static domain& create_on_first_use(srcu_struct* ssp) noexcept {
+  // Out of line and cold: the C entry points stay small (no registers to
+  // save on their fast path).
+  [[gnu::noinline, gnu::cold]] static domain& create_on_first_use(srcu_struct* ssp) noexcept {
     const char* name = ssp->srcu_name_ != nullptr ? ssp->srcu_name_ : kDefaultName;
     domain* fresh = new (std::nothrow) domain(domain_options{.name = name});
     if (fresh == nullptr) die(name, "out of memory creating a DEFINE_SRCU() structure on first use");

@@ -369,6 +369,7 @@ TEST(RcuSynchronize, RunsTheDeletersRetiredBeforeIt) {
 // period) run inline, in order, before it returns.
 struct inline_case {
   srcu::domain* dom;
+  flag queued;  // the 50 retires below are queued (before the callback's rcu_synchronize())
   std::atomic<int> order{0};
   std::atomic<int> first_seen{-1}, second_seen{-1};
   std::atomic<int> reclaimed_when_returned{-1};
@@ -382,13 +383,16 @@ void run_inline_case(srcu::domain& dom) {
   g_case = &c;
   g_reclaimed = 0;
   dom.call([] {
-    // Queued after this callback, before the call below: same batch, most likely.
+    // The 50 are queued after this callback and before the rcu_synchronize()
+    // below (most likely in this very batch): wait until they are.
+    (void)g_case->queued.wait();
     srcu::rcu_retire(new reclaim_counted{-1}, {}, *g_case->dom);  // queued after the ones below
     srcu::rcu_synchronize(*g_case->dom);
     g_case->reclaimed_when_returned = g_reclaimed.load();
     g_case->checked = true;
   });
   for (int i = 0; i < 50; ++i) srcu::rcu_retire(new reclaim_counted{i}, {}, dom);
+  c.queued.set();
   watchdog wd("the callback that calls rcu_synchronize() on its own domain");
   while (!c.checked.load()) std::this_thread::sleep_for(1ms);
   dom.barrier();
@@ -425,12 +429,14 @@ TEST(RcuSynchronize, NestedInlineRunsKeepQueueingOrder) {
   srcu::domain dom({.name = "rcu_sync_nested"});
   std::vector<int> order;
   g_order = &order;
-  flag done;
+  flag done, queued;
   dom.call([&] {
+    (void)queued.wait();  // all 20 are queued behind this callback
     srcu::rcu_synchronize(dom);
     done.set();
   });
   for (int i = 0; i < 20; ++i) srcu::rcu_retire(new ordered{i, &dom, i == 5}, {}, dom);
+  queued.set();
   watchdog wd("nested rcu_synchronize() inside deleters");
   ASSERT_TRUE(done.wait());
   dom.barrier();

@@ -76,12 +76,12 @@ class thread_executor final : public srcu::executor {
   void submit(srcu::callback_batch batch) noexcept override {
     std::unique_lock<std::mutex> user;
     if (user_lock_ != nullptr) user = std::unique_lock(*user_lock_);
+    submitted_.fetch_add(1);  // before the batch can run: a barrier() it ends sees the count
     {
       std::lock_guard lk(mutex_);
       queue_.push_back(std::move(batch));
     }
     cv_.notify_one();
-    submitted_.fetch_add(1);
   }
   std::thread::id thread_id() const { return thread_.get_id(); }
   int submitted() const { return submitted_.load(); }
