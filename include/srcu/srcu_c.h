@@ -31,6 +31,12 @@
  * }
  * @endcode
  *
+ * Cost: the calls are library functions, not inline. Measured on a 2-vCPU
+ * VM (2026-12-04, one run, medians): srcu_read_lock()+srcu_read_unlock()
+ * 5.8 ns, srcu_read_lock_nmisafe()+unlock 6.3 ns; liburcu's reader inlined
+ * with _LGPL_SOURCE 1.1 ns in the same run; srcu's C++ read_lock() pair,
+ * which is inline, 2.65 ns.
+ *
  * Coexistence: liburcu's <urcu/call-rcu.h> also defines struct rcu_head, so
  * the two headers cannot be included in one translation unit (keep srcu and
  * liburcu code in separate files; they link together fine).
