@@ -11,10 +11,8 @@
 
 namespace srcu::detail {
 
-void dispatch_callbacks(domain_state* d) noexcept;  // callbacks.cc
-
 void callback_pool::start() noexcept {
-  std::lock_guard lk(mutex_);
+  mutex_lock lk(mutex_);
   if (workers_ == 0) spawn_locked();
 }
 
@@ -60,7 +58,7 @@ void callback_pool::enqueue_entry(domain_state* d, bool stall) noexcept {
   bool wake_idle = false;
   bool wake_engine = false;
   {
-    std::lock_guard lk(mutex_);
+    mutex_lock lk(mutex_);
     if (e.dying) return;
     e.stall_report |= stall;
     if (e.queued) return;
@@ -76,13 +74,14 @@ void callback_pool::enqueue_entry(domain_state* d, bool stall) noexcept {
       wake_engine = true;  // nobody idle: the engine decides whether to add a worker
     }
   }
-  // Wakes happen after the mutex is released (the rule of DESIGN section 3).
+  // Wakes happen after the mutex is released: no library lock is held while
+  // srcu calls out (domain_state.h).
   if (wake_idle) futex_wake(wake_word_, 1);
   if (wake_engine) engine().wake();
 }
 
 void callback_pool::run() {
-  std::unique_lock lk(mutex_);
+  mutex_lock lk(mutex_);
   std::uint64_t idle_since = monotonic_ns();
   for (;;) {
     if (head_ == nullptr) {
@@ -113,7 +112,7 @@ void callback_pool::run() {
     lk.unlock();
     SRCU_INJECT("pool: took a domain, before dispatching it");
     if (stall_report) e->owner->report_stall();  // the stall handler: user code
-    dispatch_callbacks(e->owner);  // no library lock held: user code runs here
+    e->owner->dispatch_batch();  // no library lock held: user code runs here
     lk.lock();
     e->in_service = false;
     if (e->dying) {
@@ -128,7 +127,7 @@ void callback_pool::run() {
 
 void callback_pool::forget(domain_state* d) noexcept {
   pool_entry& e = d->delivery;
-  std::unique_lock lk(mutex_);
+  mutex_lock lk(mutex_);
   e.dying = true;
   if (e.queued) {
     pool_entry** link = &head_;
@@ -154,7 +153,7 @@ std::uint64_t callback_pool::maintain(std::uint64_t now_ns) noexcept {
   std::uint64_t waited_ns = 0;
   std::uint64_t next = ~std::uint64_t{0};
   {
-    std::lock_guard lk(mutex_);
+    mutex_lock lk(mutex_);
     if (head_ == nullptr || idle_ > 0) return next;
     waited_ns = now_ns - head_->queued_at_ns;
     if (workers_ == 0 || waited_ns >= kSpawnAfterNs) {
@@ -180,7 +179,7 @@ std::uint64_t callback_pool::maintain(std::uint64_t now_ns) noexcept {
 }
 
 std::uint32_t callback_pool::workers() noexcept {
-  std::lock_guard lk(mutex_);
+  mutex_lock lk(mutex_);
   return workers_;
 }
 
@@ -194,7 +193,7 @@ void callback_pool::parent_after_fork() noexcept { mutex_.unlock(); }
 
 void callback_pool::child_after_fork() noexcept {
   // No worker exists in the child. Every domain's entry is reset with its
-  // callbacks (discard_callbacks_in_child); the queue only named them.
+  // callbacks (fork.cc); the queue only named them.
   head_ = tail_ = nullptr;
   restart_ = workers_ > 0;
   workers_ = 0;
@@ -205,7 +204,7 @@ void callback_pool::child_after_fork() noexcept {
 }
 
 void callback_pool::restart_after_fork() noexcept {
-  std::lock_guard lk(mutex_);
+  mutex_lock lk(mutex_);
   if (restart_ && workers_ == 0) spawn_locked();
   restart_ = false;
 }

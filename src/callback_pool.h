@@ -30,16 +30,18 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
 #include "library_thread.h"
+#include "mutex.h"
 
 namespace srcu::detail {
 
 struct domain_state;
 
 // Per-domain bookkeeping of the pool, embedded in domain_state; every field
-// is guarded by the pool mutex.
+// but owner is guarded by the pool mutex (callback_pool::mutex_; the fields
+// live in the domain, so the analysis cannot name it: the pool's functions
+// that touch them hold it by their own annotations).
 struct pool_entry {
   domain_state* owner = nullptr;
   pool_entry* next = nullptr;     // run queue link
@@ -69,27 +71,28 @@ class callback_pool {
   std::uint64_t maintain(std::uint64_t now_ns) noexcept;
   std::uint32_t workers() noexcept;         // tests and diagnostics
 
-  void prepare_fork() noexcept;
-  void parent_after_fork() noexcept;
-  void child_after_fork() noexcept;         // every worker vanished
+  void prepare_fork() noexcept SRCU_ACQUIRE(mutex_);
+  void parent_after_fork() noexcept SRCU_RELEASE(mutex_);
+  void child_after_fork() noexcept SRCU_RELEASE(mutex_);  // every worker vanished
   void restart_after_fork() noexcept;
 
  private:
   static void* thread_main(void* self);
   void run();
-  bool spawn_locked() noexcept;
+  bool spawn_locked() noexcept SRCU_REQUIRES(mutex_);
   void enqueue_entry(domain_state* d, bool stall) noexcept;
-  void append_locked(pool_entry* e, std::uint64_t now_ns) noexcept;
+  void append_locked(pool_entry* e, std::uint64_t now_ns) noexcept SRCU_REQUIRES(mutex_);
 
-  std::mutex mutex_;
-  std::condition_variable served_;          // forget() waits for in_service to clear
-  pool_entry* head_ = nullptr;              // run queue, FIFO
-  pool_entry* tail_ = nullptr;
-  std::uint32_t workers_ = 0;               // started and not exited
-  std::uint32_t idle_ = 0;                  // sleeping on wake_word_
-  std::uint32_t next_worker_id_ = 0;
-  bool restart_ = false;                    // fork child: the parent had workers
-  bool saturated_reported_ = false;
+  // A leaf: nothing else is taken while it is held.
+  detail::mutex mutex_;
+  std::condition_variable_any served_;      // forget() waits for in_service to clear
+  pool_entry* head_ SRCU_GUARDED_BY(mutex_) = nullptr;  // run queue, FIFO
+  pool_entry* tail_ SRCU_GUARDED_BY(mutex_) = nullptr;
+  std::uint32_t workers_ SRCU_GUARDED_BY(mutex_) = 0;   // started and not exited
+  std::uint32_t idle_ SRCU_GUARDED_BY(mutex_) = 0;      // sleeping on wake_word_
+  std::uint32_t next_worker_id_ SRCU_GUARDED_BY(mutex_) = 0;
+  bool restart_ SRCU_GUARDED_BY(mutex_) = false;        // fork child: the parent had workers
+  bool saturated_reported_ SRCU_GUARDED_BY(mutex_) = false;
   std::atomic<std::uint32_t> wake_word_{0}; // futex: bumped under mutex_ to wake idlers
   thread_gate gate_;                        // workers starting or leaving (fork)
 };

@@ -101,8 +101,7 @@ void run_cursor(batch_cursor& cursor) noexcept {
   while (callback_head* const cb = cursor.next) {
     cursor.next = cb->next;
     if (SRCU_TRACING(callback_invoke) && !is_barrier_marker(cb)) {
-      SRCU_TRACE(callback_invoke, cursor.owner->name,
-                 cursor.owner->gp_seq.load(std::memory_order_relaxed) >> 2);
+      SRCU_TRACE(callback_invoke, cursor.owner->name, cursor.owner->completed());
     }
     void (*const func)(callback_head*) = cb->func;
     cb->next = nullptr;
@@ -113,7 +112,24 @@ void run_cursor(batch_cursor& cursor) noexcept {
 
 }  // namespace
 
-void domain_state::segment::append(segment& other) noexcept {
+namespace {
+// domain_options::callback_delay in ns. Saturating: microseconds::max()
+// ("only barrier() hurries them") must not overflow into a short delay.
+// Capped at about 292 years.
+std::uint64_t delay_ns(std::chrono::microseconds delay) noexcept {
+  constexpr std::int64_t kMaxDelayUs = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
+  const std::int64_t us = delay.count();
+  return us <= 0 ? 0 : static_cast<std::uint64_t>(std::min(us, kMaxDelayUs)) * 1000;
+}
+}  // namespace
+
+callback_queue::callback_queue(domain* self, const domain_options& options, std::uint32_t shard_count)
+    : grace_periods(self, options, shard_count),
+      cb_executor(options.callback_executor),
+      cb_delay_ns(delay_ns(options.callback_delay)),
+      cb_backlog_limit(options.callback_backlog_limit) {}
+
+void callback_queue::segment::append(segment& other) noexcept {
   if (other.empty()) return;
   if (empty()) {
     head = other.head;
@@ -127,7 +143,7 @@ void domain_state::segment::append(segment& other) noexcept {
 
 // Lock-free push onto one shard's staging stack, then make sure the engine
 // will drain it. Shared by call() and barrier()'s markers.
-void domain_state::stage(shard_block& shard, callback_head* head) noexcept {
+void callback_queue::stage(shard_block& shard, callback_head* head) noexcept {
   callback_head* top = shard.staged.load(std::memory_order_relaxed);
   do {
     head->next = top;
@@ -140,11 +156,11 @@ void domain_state::stage(shard_block& shard, callback_head* head) noexcept {
   // with the flag clear and no kick: a lost callback until the next call().
   if (!cb_staged.load(std::memory_order_seq_cst) &&
       !cb_staged.exchange(true, std::memory_order_seq_cst)) {
-    engine().kick(this);
+    engine().kick(whole());
   }
 }
 
-void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexcept {
+void callback_queue::call(callback_head* head, void (*func)(callback_head*)) noexcept {
   if (SRCU_UNLIKELY(head == nullptr || func == nullptr)) {
     die(name, "call() with a null callback_head or a null function");
   }
@@ -154,20 +170,20 @@ void domain_state::call(callback_head* head, void (*func)(callback_head*)) noexc
               "callback ran)");
   }
   head->func = func;
-  SRCU_TRACE(call, name, gp_seq.load(std::memory_order_relaxed) >> 2);
-  shard_block& shard = self->shards_[this_thread_callback_shard() & self->shard_mask_];
+  SRCU_TRACE(call, name, completed());
+  shard_block& own = shard(this_thread_callback_shard() & shard_mask());
   // Ticket before the push: callbacks_pending() counts it from here on, so
   // neither barrier() nor ~domain() can report "nothing queued" while it is
   // on its way.
-  const std::uint64_t ticket = shard.enqueued.fetch_add(1, std::memory_order_seq_cst);
+  const std::uint64_t ticket = own.enqueued.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("call: ticket taken, before the push");
-  stage(shard, head);
+  stage(own, head);
   if (SRCU_UNLIKELY((ticket & (kFloodCheckEvery - 1)) == kFloodCheckEvery - 1)) {
     catch_up_with_flood();
   }
 }
 
-std::uint64_t domain_state::callbacks_owed() const noexcept {
+std::uint64_t callback_queue::callbacks_owed() const noexcept {
   const std::uint64_t pending = callbacks_pending();
   const std::uint64_t waiting = cb_gp_waiting.load(std::memory_order_relaxed);
   return pending > waiting ? pending - waiting : 0;  // the two reads race: clamp
@@ -183,16 +199,16 @@ std::uint64_t domain_state::callbacks_owed() const noexcept {
 // lock, no wait on any condition, a raw system call (async-signal-safe).
 // Callbacks waiting for a grace period do not count: a reader blocked for
 // seconds makes them wait, and slowing call() would not help it.
-void domain_state::catch_up_with_flood() noexcept {
+void callback_queue::catch_up_with_flood() noexcept {
   for (std::uint32_t y = 0; y < kFloodMaxYields && callbacks_owed() > kFloodHighWater; ++y) {
     ::syscall(SYS_sched_yield);
   }
 }
 
-void domain_state::drain_staged() {
+void callback_queue::drain_staged() {
   segment fresh;
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    callback_head* list = self->shards_[s].staged.exchange(nullptr, std::memory_order_seq_cst);
+  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+    callback_head* list = shard(s).staged.exchange(nullptr, std::memory_order_seq_cst);
     if (list == nullptr) continue;
     segment part;
     part.tail = list;  // newest first: the head of the stack becomes the tail
@@ -213,7 +229,7 @@ void domain_state::drain_staged() {
   const std::uint64_t cookie = snapshot();
   fresh.cookie = cookie;
   {
-    std::lock_guard lk(mutex);
+    mutex_lock lk(mutex);
     advance_ready_locked();
     // Cookies are snapshots of one sequence taken in order by this (the
     // engine) thread, so a fresh cookie is >= every waiting one, and at most
@@ -228,32 +244,61 @@ void domain_state::drain_staged() {
       cb_wait[1].append(fresh);
       cb_wait[1].cookie = cookie;
     }
-    cb_waiting_gp.store(true, std::memory_order_seq_cst);
+    set_callbacks_waiting(true);
     cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   }
   request(cookie);
 }
 
-bool domain_state::advance_ready_locked() noexcept {
+// Backlog above which the engine stops holding callbacks back for
+// callback_delay: batching is for a trickle of call()s; under a flood every
+// drain already carries thousands, and holding them only grows the backlog.
+constexpr std::uint64_t kHurryBacklog = 10'000;
+
+std::uint64_t callback_queue::drain_staged_when_due() noexcept {
+  if (!cb_staged.load(std::memory_order_seq_cst)) return 0;
+  // Batching (domain_options::callback_delay): within the delay after the
+  // last drain, leave the staging alone; cb_staged stays set, so call()s
+  // meanwhile make no kick, and the service steps this domain again when
+  // the delay is over. A barrier() waiter cuts it short (it counts itself
+  // in cb_hurry, then kicks), and so does a flood.
+  const std::uint64_t now = monotonic_ns();
+  const std::uint64_t due = cb_last_drain_ns == 0 ? 0 : cb_last_drain_ns + cb_delay_ns;  // 0: never drained
+  if (now < due && cb_hurry.load(std::memory_order_seq_cst) == 0 && callbacks_pending() < kHurryBacklog) {
+    return due;
+  }
+  if (cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
+    cb_last_drain_ns = now;
+    drain_staged();
+  }
+  return 0;
+}
+
+bool callback_queue::move_ready() noexcept {
+  mutex_lock lk(mutex);
+  return advance_ready_locked();
+}
+
+bool callback_queue::advance_ready_locked() noexcept {
   while (!cb_wait[0].empty() && done(cb_wait[0].cookie)) {
     cb_ready.append(cb_wait[0]);
     cb_wait[0] = cb_wait[1];
     cb_wait[1] = segment{};
   }
-  cb_waiting_gp.store(!cb_wait[0].empty(), std::memory_order_seq_cst);
+  set_callbacks_waiting(!cb_wait[0].empty());
   cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   return !cb_ready.empty();
 }
 
 // A worker's turn for one domain (callback_pool.cc): one batch, no lock held
 // while it runs or is submitted.
-void dispatch_callbacks(domain_state* d) noexcept {
+void callback_queue::dispatch_batch() noexcept {
   callback_head* head;
   std::size_t size = 0;
   {
-    std::lock_guard lk(d->mutex);
-    if (d->cb_batch_out || d->cb_ready.empty()) return;
-    head = d->cb_ready.head;
+    mutex_lock lk(mutex);
+    if (cb_batch_out || cb_ready.empty()) return;
+    head = cb_ready.head;
     callback_head* last = head;
     std::uint32_t taken = 1;
     size += !is_barrier_marker(last);
@@ -262,33 +307,44 @@ void dispatch_callbacks(domain_state* d) noexcept {
       ++taken;
       size += !is_barrier_marker(last);
     }
-    d->cb_ready.head = last->next;
-    d->cb_ready.count -= size;
-    if (d->cb_ready.head == nullptr) d->cb_ready.tail = nullptr;
+    cb_ready.head = last->next;
+    cb_ready.count -= size;
+    if (cb_ready.head == nullptr) cb_ready.tail = nullptr;
     last->next = nullptr;
-    d->cb_batch_out = true;
+    cb_batch_out = true;
   }
-  callback_batch b = d->make_batch(head, size);
+  callback_batch b(whole(), head, size);
   // A batch of nothing but barrier() markers runs no user code: it is run
   // here, in order (the domain's previous batch has completed), and the
   // executor is not bothered with it.
-  if (d->cb_executor != nullptr && size != 0) {
+  if (cb_executor != nullptr && size != 0) {
     domain_state* const outer = tls_running_callbacks;
-    tls_running_callbacks = d;  // inside d's submit(): waits for d's callbacks are misuse
-    d->cb_executor->submit(std::move(b));
+    tls_running_callbacks = whole();  // inside d's submit(): waits for d's callbacks are misuse
+    cb_executor->submit(std::move(b));
     tls_running_callbacks = outer;
   } else {
     b.run();
   }
 }
 
+// From before the first callback of a batch to complete_batch()'s last touch
+// of the domain, ~domain() must not free it: a barrier() marker in the batch
+// may let a ~domain() elsewhere see nothing pending while the running frame
+// still has complete_batch() to run (found by srcu-torture's domain churn: a
+// marker-only batch on an executor thread, then a use after free).
+void callback_queue::batch_started() noexcept { cb_completing.fetch_add(1, std::memory_order_seq_cst); }
+
+void callback_queue::wait_for_completing_batches() const noexcept {
+  while (cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
+}
+
 // Called by callback_batch::run() after the batch's callbacks, with
 // cb_completing already raised by run() (before its first callback).
-void domain_state::complete_batch(std::size_t size) noexcept {
+void callback_queue::complete_batch(std::size_t size) noexcept {
   SRCU_INJECT("complete_batch: callbacks ran, before counting them");
   bool more;
   {
-    std::lock_guard lk(mutex);
+    mutex_lock lk(mutex);
     cb_batch_out = false;
     more = !cb_ready.empty();
   }
@@ -297,26 +353,35 @@ void domain_state::complete_batch(std::size_t size) noexcept {
   cb_invoked.fetch_add(size, std::memory_order_seq_cst);
   cb_done_word.fetch_add(1, std::memory_order_seq_cst);
   if (cb_hurry.load(std::memory_order_seq_cst) != 0) futex_wake(cb_done_word);
-  if (more) pool().enqueue(this);
+  if (more) pool().enqueue(whole());
   cb_completing.fetch_sub(1, std::memory_order_release);  // last touch of *this
 }
 
-std::uint64_t domain_state::callbacks_pending() const noexcept {
+void callback_queue::fill_stats(domain_stats& s) const noexcept {
+  s.callbacks_queued = tickets();
+  s.callbacks_invoked = cb_invoked.load(std::memory_order_relaxed);
+}
+
+std::uint64_t callback_queue::tickets() const noexcept {
+  std::uint64_t enqueued = 0;
+  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+    enqueued += shard(s).enqueued.load(std::memory_order_seq_cst);
+  }
+  return enqueued;
+}
+
+std::uint64_t callback_queue::callbacks_pending() const noexcept {
   // Invocations first: every invocation counted has its ticket counted too,
   // so the difference is never negative.
   const std::uint64_t invoked = cb_invoked.load(std::memory_order_seq_cst);
-  std::uint64_t enqueued = 0;
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    enqueued += self->shards_[s].enqueued.load(std::memory_order_seq_cst);
-  }
-  return enqueued - invoked;
+  return tickets() - invoked;
 }
 
-bool domain_state::running_own_callbacks() const noexcept {
+bool callback_queue::running_own_callbacks() const noexcept {
   return tls_running_callbacks == this;
 }
 
-void domain_state::check_may_wait_for_callbacks(const char* what) const noexcept {
+void callback_queue::check_may_wait_for_callbacks(const char* what) const noexcept {
   if (SRCU_UNLIKELY(tls_running_callbacks == this)) {
     message m;
     m << "srcu: domain '" << name << "': " << what
@@ -326,15 +391,12 @@ void domain_state::check_may_wait_for_callbacks(const char* what) const noexcept
   }
 }
 
-void domain_state::barrier() {
+void callback_queue::barrier() {
   check_may_wait_for_callbacks("barrier()");
   if (callbacks_pending() == 0) return;  // every callback queued so far has returned
-  std::uint64_t queued_before = 0;       // tickets: callbacks queued before this point
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    queued_before += self->shards_[s].enqueued.load(std::memory_order_seq_cst);
-  }
-  std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
-  barrier_marker markers[kMaxCallbackShards];
+  const std::uint64_t queued_before = tickets();  // callbacks queued before this point
+  std::atomic<std::uint32_t> remaining{shard_mask() + 1};
+  barrier_marker markers[kMaxShards];
   stage_markers(markers, remaining);
   for (;;) {
     const std::uint32_t left = remaining.load(std::memory_order_acquire);
@@ -353,19 +415,19 @@ void domain_state::barrier() {
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-void domain_state::stage_markers(void* marker_array, std::atomic<std::uint32_t>& remaining) noexcept {
+void callback_queue::stage_markers(void* marker_array, std::atomic<std::uint32_t>& remaining) noexcept {
   auto* markers = static_cast<barrier_marker*>(marker_array);
   // Hurry: the engine skips callback_delay while this is non-zero (the
   // caller lowers it when its markers have run).
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
+  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
     markers[s].head.func = &barrier_marker_ran;
     markers[s].remaining = &remaining;
-    stage(self->shards_[s], &markers[s].head);
+    stage(shard(s), &markers[s].head);
   }
   // The engine may be holding the staging back for callback_delay: make it
   // look now (it reads cb_hurry after this wake).
-  engine().kick(this);
+  engine().kick(whole());
 }
 
 // rcu_synchronize() inside one of this domain's callbacks: the callbacks
@@ -375,17 +437,17 @@ void domain_state::stage_markers(void* marker_array, std::atomic<std::uint32_t>&
 // running the domain's callbacks and order is kept: first the rest of the
 // current batch, then cb_ready as grace periods move callbacks there, until
 // markers staged behind everything queued before the call have run.
-bool domain_state::run_queued_inline() noexcept {
+bool callback_queue::run_queued_inline() noexcept {
   batch_cursor* const cursor = tls_batch_cursor;
   if (cursor == nullptr || cursor->owner != this) return false;  // in submit(): not a batch
   run_cursor(*cursor);
-  std::atomic<std::uint32_t> remaining{self->shard_mask_ + 1};
-  barrier_marker markers[kMaxCallbackShards];
+  std::atomic<std::uint32_t> remaining{shard_mask() + 1};
+  barrier_marker markers[kMaxShards];
   stage_markers(markers, remaining);
   while (remaining.load(std::memory_order_acquire) != 0) {
-    const std::uint32_t seen = gp_done_word.load(std::memory_order_seq_cst);
+    const std::uint32_t seen = gp_end_word();
     {
-      std::lock_guard lk(mutex);
+      mutex_lock lk(mutex);
       advance_ready_locked();
       cursor->next = cb_ready.head;  // the cursor is empty here
       cursor->taken += cb_ready.count;
@@ -396,23 +458,23 @@ bool domain_state::run_queued_inline() noexcept {
     } else {
       // The engine drains the markers and drives their grace period; no
       // wake is registered, so poll every millisecond.
-      futex_wait(gp_done_word, seen, std::chrono::milliseconds(1));
+      wait_for_gp_end(seen, std::chrono::milliseconds(1));
     }
   }
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
   return true;
 }
 
-void domain_state::wait_for_backlog_below(std::uint64_t limit) noexcept {
+void callback_queue::wait_for_backlog_below(std::uint64_t limit) noexcept {
   // Never waits where that could deadlock: inside this domain's callbacks or
   // submit() (their batch must end first), or inside a reader of this
   // domain (grace periods wait for it: folly#1211). There the call goes
   // over the limit instead.
   if (tls_running_callbacks == this || thread_in_reader()) return;
   if (callbacks_pending() < limit) return;
-  lockdep_wait(*this, "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
+  lockdep_wait(*whole(), "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
-  engine().kick(this);
+  engine().kick(whole());
   for (;;) {
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     if (callbacks_pending() < limit) break;
@@ -421,32 +483,49 @@ void domain_state::wait_for_backlog_below(std::uint64_t limit) noexcept {
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-void domain_state::discard_callbacks_in_child() noexcept {
+void callback_queue::check_no_readers_at_destruction() noexcept {
+  // A domain that never had a reader of any flavour (no slot handed out, no
+  // shard lock counted) has none now: no heavy barrier for it, so creating
+  // and destroying unused domains stays cheap. (A reader racing with the
+  // destructor breaks its precondition either way; this check is for the
+  // message, not for the safety of any grace period.)
+  if (!ever_had_readers()) return;
+  for (;;) {
+    bool idle;
+    bool batch_out;
+    std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
+    {
+      mutex_lock lk(mutex);
+      idle = readers_idle(0) && readers_idle(1);
+      batch_out = cb_batch_out;
+    }
+    if (idle) return;
+    if (!batch_out) {
+      message m;
+      m << "srcu: domain '" << name << "': destroyed while "
+        << readers_seen_by_last_scan()
+        << " reader(s) are still inside a read-side critical section";
+      die(m);
+    }
+    // A batch of this domain's callbacks is running right now, and one of
+    // them may be the reader: let the batch end, then look again.
+    futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
+  }
+}
+
+void callback_queue::child_after_fork() noexcept {
   // Inherited callbacks run in the parent; running the child's copies too
   // would run them twice. Tickets are settled so barrier() does not wait.
-  std::uint64_t enqueued = 0;
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    self->shards_[s].staged.store(nullptr, std::memory_order_relaxed);
-    enqueued += self->shards_[s].enqueued.load(std::memory_order_relaxed);
-  }
-  cb_invoked.store(enqueued, std::memory_order_relaxed);
+  for (std::uint32_t s = 0; s <= shard_mask(); ++s) shard(s).staged.store(nullptr, std::memory_order_relaxed);
+  cb_invoked.store(tickets(), std::memory_order_relaxed);
   cb_wait[0] = cb_wait[1] = cb_ready = segment{};
   cb_batch_out = false;
   cb_staged.store(false, std::memory_order_relaxed);
   cb_last_drain_ns = 0;
-  cb_waiting_gp.store(false, std::memory_order_relaxed);
+  set_callbacks_waiting(false);
   cb_gp_waiting.store(0, std::memory_order_relaxed);
   cb_hurry.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
-  engine_slot.busy = false;
-  engine_slot.rekicked = false;
-  engine_slot.step_again_at_ns = 0;
-  engine_slot.retry_floor_ns = 0;
-  engine_slot.node.queued.store(false, std::memory_order_relaxed);
-  const bool dying = delivery.dying;
-  delivery = pool_entry{};
-  delivery.owner = this;
-  delivery.dying = dying;
 }
 
 }  // namespace srcu::detail
@@ -484,12 +563,7 @@ void callback_batch::run() noexcept {
   detail::domain_state* const d = domain_;
   if (d == nullptr) detail::die("(unknown)", "callback_batch::run() on a batch already run");
   domain_ = nullptr;
-  // From before the first callback to complete_batch()'s last touch of d,
-  // ~domain() must not free d: a barrier() marker in this batch may let a
-  // ~domain() elsewhere see nothing pending while this frame still has
-  // complete_batch() to run (found by srcu-torture's domain churn: a
-  // marker-only batch on an executor thread, then a use after free).
-  d->cb_completing.fetch_add(1, std::memory_order_seq_cst);
+  d->batch_started();  // ~domain() waits from here to complete_batch()'s end
   detail::domain_state* const outer = detail::tls_running_callbacks;
   detail::batch_cursor* const outer_cursor = detail::tls_batch_cursor;
   detail::batch_cursor cursor{d, head_};

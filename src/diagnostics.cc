@@ -55,4 +55,13 @@ void die(const char* domain_name, const char* what) noexcept {
   die(m);
 }
 
+// mutex::assert_held() (mutex.h), debug builds: a lock rule of srcu's own
+// code is broken.
+void die_lock_not_held(const void* m) noexcept {
+  message msg;
+  msg << "srcu: internal error: the mutex at address " << static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(m))
+      << " is not held by this thread where srcu's lock rules require it";
+  die(msg);
+}
+
 }  // namespace srcu::detail

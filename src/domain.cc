@@ -21,97 +21,57 @@ namespace srcu::detail {
 
 void install_fork_handlers() noexcept;  // fork.cc
 
-domain_state::domain_state(domain* s, const domain_options& options)
+domain_core::domain_core(domain* s, const domain_options& options, std::uint32_t shards)
     : self(s),
       name_copy(options.name != nullptr ? options.name : "srcu"),
       name(name_copy.c_str()),
-      stall_timeout(options.stall_timeout) {
-  cb_executor = options.callback_executor;
-  cb_backlog_limit = options.callback_backlog_limit;
+      shard_count(shards) {}
+
+domain_state::domain_state(domain* s, const domain_options& options, std::uint32_t shards)
+    : callback_queue(s, options, shards) {
   delivery.owner = this;
-  // Saturating: microseconds::max() ("only barrier() hurries them") must
-  // not overflow into a short delay. Capped at about 292 years.
-  constexpr std::int64_t kMaxDelayUs = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
-  const std::int64_t delay_us = options.callback_delay.count();
-  cb_delay_ns = delay_us <= 0 ? 0 : static_cast<std::uint64_t>(std::min(delay_us, kMaxDelayUs)) * 1000;
   engine_slot.node.owner = this;
 }
 
-domain_state::~domain_state() {
-  slot_chunk* c = chunks.load(std::memory_order_relaxed);
-  while (c != nullptr) {
-    slot_chunk* next = c->next;
-    delete[] c->slots;
-    delete c;
-    c = next;
-  }
-}
-
-void domain_state::check_no_readers_at_destruction() noexcept {
-  // A domain that never had a reader of any flavour (no slot handed out, no
-  // shard lock counted) has none now: no heavy barrier for it, so creating
-  // and destroying unused domains stays cheap. (A reader racing with the
-  // destructor breaks its precondition either way; this check is for the
-  // message, not for the safety of any grace period.)
-  if (chunks.load(std::memory_order_acquire) == nullptr) {
-    bool any = false;
-    for (std::uint32_t i = 0; i < shard_count; ++i) {
-      any |= self->shards_[i].locks[0].load(std::memory_order_acquire) != 0 ||
-             self->shards_[i].locks[1].load(std::memory_order_acquire) != 0;
-    }
-    if (!any) return;
-  }
-  for (;;) {
-    bool idle;
-    bool batch_out;
-    std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
-    {
-      std::lock_guard lk(mutex);
-      idle = readers_idle(0) && readers_idle(1);
-      batch_out = cb_batch_out;
-    }
-    if (idle) return;
-    if (!batch_out) {
-      message m;
-      m << "srcu: domain '" << name << "': destroyed while "
-        << last_active.load(std::memory_order_relaxed)
-        << " reader(s) are still inside a read-side critical section";
-      die(m);
-    }
-    // A batch of this domain's callbacks is running right now, and one of
-    // them may be the reader: let the batch end, then look again.
-    futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
-  }
+service_result domain_state::engine_step() noexcept {
+  if (const std::uint64_t due = drain_staged_when_due(); due != 0) engine_slot.step_again_at_ns = due;
+  const step_result r = drive_once();
+  if (move_ready()) pool().enqueue(this);
+  if (r != step_result::kBusy) return service_result::kDone;
+  // Readers are inside. A grace period stalled for a long time (a blocked
+  // reader) is polled at a quarter of its age, at most once a second: it
+  // ends at most that much later than it could, and 100,000 stalled
+  // domains cost the engine a fraction of a CPU instead of most of one.
+  engine_slot.retry_floor_ns = std::min<std::uint64_t>(current_gp_age_ns() / 4, 1'000'000'000);
+  return service_result::kRetry;
 }
 
 namespace {
 
 // Shards for signal-safe and down/up readers and for staged callbacks: one
-// per online CPU (rounded up to a power of two, at most 8), so a domain stays
-// small: 100,000 domains fit in well under 100 MB.
+// per online CPU (rounded up to a power of two, at most kMaxShards), so a
+// domain stays small: 100,000 domains fit in well under 100 MB.
 std::uint32_t shard_count_for_machine() noexcept {
   static const std::uint32_t count = [] {
     const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     std::uint32_t n = 1;
-    while (n < static_cast<std::uint32_t>(std::max(1L, cpus)) && n < 8) n *= 2;
+    while (n < static_cast<std::uint32_t>(std::max(1L, cpus)) && n < kMaxShards) n *= 2;
     return n;
   }();
   return count;
 }
 
-const char* flavour_name(std::uintptr_t f) noexcept {
-  switch (f) {
-    case kThreadFlavour: return "read_lock()";
-    case kSignalSafeFlavour: return "read_lock_signal_safe()";
-    default: return "down_read()";
-  }
-}
+// The lock and unlock calls of a token's flavour, for messages.
+struct flavour_calls {
+  const char* lock;
+  const char* unlock;
+};
 
-const char* unlock_name(std::uintptr_t f) noexcept {
+flavour_calls calls_of(std::uintptr_t f) noexcept {
   switch (f) {
-    case kThreadFlavour: return "read_unlock()";
-    case kSignalSafeFlavour: return "read_unlock_signal_safe()";
-    default: return "up_read()";
+    case kThreadFlavour: return {"read_lock()", "read_unlock()"};
+    case kSignalSafeFlavour: return {"read_lock_signal_safe()", "read_unlock_signal_safe()"};
+    default: return {"down_read()", "up_read()"};
   }
 }
 
@@ -135,11 +95,10 @@ domain::domain(const domain_options& options) {
   static_assert(alignof(shard_block) == 64);
   const std::size_t state_bytes = (sizeof(domain_state) + 63) & ~std::size_t{63};
   void* block = ::operator new(state_bytes + shards * sizeof(shard_block), std::align_val_t{64});
-  state_ = new (block) domain_state(this, options);
   shards_ = reinterpret_cast<shard_block*>(static_cast<char*>(block) + state_bytes);
   for (std::uint32_t i = 0; i < shards; ++i) new (&shards_[i]) shard_block{}, shards_[i].domain = this;
   shard_mask_ = shards - 1;
-  state_->shard_count = shards;
+  state_ = new (block) domain_state(this, options, shards);
   id_ = registry_add(state_);
   engine().start();
   pool().start();
@@ -166,8 +125,8 @@ domain::~domain() {
   while (s->callbacks_pending() != 0) s->barrier();
   engine().forget(s);
   pool().forget(s);
-  while (s->cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
-  if (s->driver.load(std::memory_order_acquire)) {
+  s->wait_for_completing_batches();
+  if (s->driver_active()) {
     die(s->name, "destroyed while a thread is inside synchronize() on it");
   }
   // Callbacks that ran just now may have been readers of this domain.
@@ -183,13 +142,7 @@ const char* domain::name() const noexcept { return state_->name; }
 
 bool domain::in_reader() const noexcept { return state_->thread_in_reader(); }
 
-std::size_t domain::reader_slots() const noexcept {
-  std::size_t n = 0;
-  for (slot_chunk* c = state_->chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
-    n += c->count;
-  }
-  return n;
-}
+std::size_t domain::reader_slots() const noexcept { return state_->slots_allocated(); }
 
 counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
 
@@ -202,21 +155,21 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
   const char* const dname = state_->name;
   if (token.raw_ == 0) {
     message m;
-    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+    m << "srcu: domain '" << dname << "': " << calls_of(f).unlock
       << " without a matching lock (default-constructed token, or unlock() without lock())";
     die(m);
   }
   const std::uintptr_t tf = (token.raw_ & kFlavourMask) >> kFlavourShift;
   if (tf != f) {
     message m;
-    m << "srcu: domain '" << dname << "': " << unlock_name(f) << " given a token from "
-      << flavour_name(tf) << "; use " << unlock_name(tf);
+    m << "srcu: domain '" << dname << "': " << calls_of(f).unlock << " given a token from "
+      << calls_of(tf).lock << "; use " << calls_of(tf).unlock;
     die(m);
   }
   auto* block = reinterpret_cast<const counter_pair*>(token.raw_ & kBlockMask);
   if (block->domain != this) {
     message m;
-    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+    m << "srcu: domain '" << dname << "': " << calls_of(f).unlock
       << " given a token of another domain ('"
       << static_cast<const domain*>(block->domain)->name() << "')";
     die(m);
@@ -233,7 +186,7 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
   const std::uint64_t locks = block->locks[idx].load(std::memory_order_acquire);
   if (static_cast<std::int64_t>(locks - unlocks) <= 0) {
     message m;
-    m << "srcu: domain '" << dname << "': " << unlock_name(f)
+    m << "srcu: domain '" << dname << "': " << calls_of(f).unlock
       << " without a matching lock (token unlocked twice?)";
     die(m);
   }

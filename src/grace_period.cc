@@ -53,12 +53,15 @@
 
 namespace srcu::detail {
 
-std::uint64_t domain_state::snapshot() noexcept {
+grace_periods::grace_periods(domain* self, const domain_options& options, std::uint32_t shard_count)
+    : reader_side(self, options, shard_count), stall_timeout(options.stall_timeout) {}
+
+std::uint64_t grace_periods::snapshot() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);  // S: pairs with G
   return seq_snap(gp_seq.load(std::memory_order_acquire));
 }
 
-void domain_state::request(std::uint64_t cookie) noexcept {
+void grace_periods::request(std::uint64_t cookie) noexcept {
   std::uint64_t needed = gp_seq_needed.load(std::memory_order_relaxed);
   while (!seq_ge(needed, cookie) &&
          !gp_seq_needed.compare_exchange_weak(needed, cookie, std::memory_order_seq_cst,
@@ -66,74 +69,47 @@ void domain_state::request(std::uint64_t cookie) noexcept {
   }
 }
 
-bool domain_state::done(std::uint64_t cookie) const noexcept {
+bool grace_periods::done(std::uint64_t cookie) const noexcept {
   return seq_ge(gp_seq.load(std::memory_order_acquire), cookie);  // R
 }
 
-// mutex held (the per-block scratch and the chunk list are stable under it).
-bool domain_state::readers_idle(unsigned idx) noexcept {
-  // Pre-check without the heavy barrier: while readers are visibly inside,
-  // a full check (one membarrier, ~10 us with other CPUs busy) would only
-  // fail. Liveness only; the decision below is made with A in place.
-  const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
-  const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
-  if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
-    last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
-    return false;
-  }  // (more unlocks than locks goes on to the full check, which reports it)
-  // First pass: every block's unlock count, kept block by block.
-  std::uint64_t shard_unlocks[kMaxCallbackShards];
-  std::uint64_t unlocks = 0;
-  std::uint32_t i = 0;
-  for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
-    const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
-    (i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out]) = u;
-    unlocks += u;
-    ++i;
-  });
-  SRCU_INJECT("readers_idle: after the unlock sum");
-  heavy_barrier();  // A: pairs with B and C
-  SRCU_INJECT("readers_idle: after the heavy barrier");
-  // Second pass: lock counts. By A (with B and C) a block's locks read now
-  // are at least its unlocks read before, for every block, when each lock
-  // precedes its unlock. A block with fewer is an unlock without lock on
-  // that block; caught here, block by block, because in the sums it would
-  // cancel another thread's reader and end the grace period under it.
-  std::uint64_t locks = 0;
-  i = 0;
-  for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
-    const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
-    const std::uint64_t u = i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out];
-    if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
-    locks += l;
-    ++i;
-  });
-  const auto active = static_cast<std::int64_t>(locks - unlocks);
-  last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
-  return active == 0;
+bool grace_periods::requested_not_done() const noexcept {
+  return !seq_ge(gp_seq.load(std::memory_order_relaxed), gp_seq_needed.load(std::memory_order_relaxed));
 }
 
-void domain_state::report_unlock_without_lock(const counter_block* slot, unsigned idx,
-                                              std::uint64_t extra) const noexcept {
-  message m;
-  m << "srcu: domain '" << name << "': " << extra << " more unlock(s) than locks on index " << idx;
-  if (slot != nullptr) {
-    m << " by ";
-    describe_slot_owner(m, slot);
-    m << ": read_unlock() or unlock() called twice for one read_lock()/lock()";
-  } else {
-    m << " in the signal-safe/down_read counters: read_unlock_signal_safe() or up_read() "
-         "called twice for one token (or a section held across fork() ended in the child)";
-  }
-  m << "; a grace period would otherwise end with another reader still inside";
-  die(m);
+std::uint64_t grace_periods::completed() const noexcept {
+  return gp_seq.load(std::memory_order_acquire) >> 2;
+}
+
+bool grace_periods::driver_active() const noexcept { return driver.load(std::memory_order_acquire); }
+
+std::uint64_t grace_periods::current_gp_age_ns() const noexcept {
+  return monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
+}
+
+std::uint32_t grace_periods::gp_end_word() const noexcept {
+  return gp_done_word.load(std::memory_order_seq_cst);
+}
+
+void grace_periods::wait_for_gp_end(std::uint32_t seen, std::chrono::nanoseconds timeout) noexcept {
+  futex_wait(gp_done_word, seen, timeout);
+}
+
+void grace_periods::set_callbacks_waiting(bool waiting) noexcept {
+  cb_waiting_gp.store(waiting, std::memory_order_seq_cst);
+}
+
+void grace_periods::child_after_fork() noexcept {
+  driver.store(false, std::memory_order_relaxed);
+  waiters.store(0, std::memory_order_relaxed);
+  expedited_waiters.store(0, std::memory_order_relaxed);
 }
 
 // mutex held; runs as far as it can without waiting.
-step_result domain_state::advance_locked(bool* completed) noexcept {
+step_result grace_periods::advance_locked(bool* completed) noexcept {
   for (;;) {
     const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
-    const std::uint64_t index = self->index_.load(std::memory_order_relaxed);
+    const std::uint64_t index = reader_index().load(std::memory_order_relaxed);
     switch (seq & kStateMask) {
       case kStateIdle:
         if (seq_ge(seq, gp_seq_needed.load(std::memory_order_acquire))) return step_result::kDone;
@@ -146,7 +122,7 @@ step_result domain_state::advance_locked(bool* completed) noexcept {
         if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
         SRCU_INJECT("advance: scan 1 done, before the flip");
         std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B and C
-        self->index_.store(index + 1, std::memory_order_relaxed);
+        reader_index().store(index + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);  // D: pairs with C
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         SRCU_INJECT("advance: flipped, before scan 2");
@@ -163,18 +139,18 @@ step_result domain_state::advance_locked(bool* completed) noexcept {
 }
 
 // Called after a grace period ended, with no lock held.
-void domain_state::wake_gp_waiters() noexcept {
+void grace_periods::wake_gp_waiters() noexcept {
   gp_done_word.fetch_add(1, std::memory_order_seq_cst);
   if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
   // Callbacks may have been waiting for this one; the engine moves them on.
-  if (cb_waiting_gp.load(std::memory_order_seq_cst)) engine().kick(this);
+  if (cb_waiting_gp.load(std::memory_order_seq_cst)) engine().kick(whole());
 }
 
 // The driver role changes hands here. The seq_cst store of `driver` and the
 // seq_cst loads after it pair with the seq_cst request() and driver load in
 // start_poll()/drive_once(): either the engine sees the role free, or the
 // leaving driver sees the larger gp_seq_needed and hands it to the engine.
-void domain_state::release_driver(bool hand_to_engine) noexcept {
+void grace_periods::release_driver(bool hand_to_engine) noexcept {
   driver.store(false, std::memory_order_seq_cst);
   SRCU_INJECT("release_driver: role released, before the hand-off");
   // Waiters that found the role taken sleep on gp_done_word; one of them
@@ -188,22 +164,27 @@ void domain_state::release_driver(bool hand_to_engine) noexcept {
   // outstanding grace periods back to the engine whatever the waiters do.
   if (hand_to_engine && !seq_ge(gp_seq.load(std::memory_order_seq_cst),
                                 gp_seq_needed.load(std::memory_order_seq_cst))) {
-    engine().kick(this);
+    engine().kick(whole());
   }
 }
 
-step_result domain_state::drive_once() noexcept {
-  if (driver.load(std::memory_order_seq_cst) ||
-      driver.exchange(true, std::memory_order_seq_cst)) {
-    return step_result::kContended;  // the driver hands back in release_driver()
-  }
-  bool completed = false;
+step_result grace_periods::step_as_driver(bool* completed) noexcept {
   step_result r;
   {
-    std::lock_guard lk(mutex);
-    r = advance_locked(&completed);
+    mutex_lock lk(mutex);
+    r = advance_locked(completed);
   }
-  if (completed) wake_gp_waiters();
+  if (*completed) wake_gp_waiters();
+  return r;
+}
+
+step_result grace_periods::drive_once() noexcept {
+  if (driver.load(std::memory_order_seq_cst) ||
+      driver.exchange(true, std::memory_order_seq_cst)) {
+    return step_result::kDone;  // the driver hands back in release_driver()
+  }
+  bool completed = false;
+  const step_result r = step_as_driver(&completed);
   if (r == step_result::kBusy) check_stall();
   release_driver(/*hand_to_engine=*/false);
   return r;
@@ -215,7 +196,7 @@ step_result domain_state::drive_once() noexcept {
 // worker (callback_pool::request_stall_report), so that the handler never
 // runs on a reader's thread nor on one waiting in synchronize(), and runs
 // with no library lock held.
-void domain_state::check_stall() noexcept {
+void grace_periods::check_stall() noexcept {
   if (stall_timeout.count() <= 0) return;
   const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
   if ((seq & kStateMask) == kStateIdle) return;
@@ -229,11 +210,11 @@ void domain_state::check_stall() noexcept {
   if (now < stall_next_ns.load(std::memory_order_relaxed)) return;
   stall_next_ns.store(now + timeout_ns, std::memory_order_relaxed);
   stall_report_seq.store(seq, std::memory_order_relaxed);
-  pool().request_stall_report(this);
+  pool().request_stall_report(whole());
 }
 
 // mutex held: a grace period that began at gp_start_ns has just ended.
-void domain_state::note_gp_end(std::uint64_t seq) noexcept {
+void grace_periods::note_gp_end(std::uint64_t seq) noexcept {
   const std::uint64_t took = monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
   if (took > longest_gp_ns.load(std::memory_order_relaxed)) {
     longest_gp_ns.store(took, std::memory_order_relaxed);
@@ -244,61 +225,18 @@ void domain_state::note_gp_end(std::uint64_t seq) noexcept {
   SRCU_TRACE(gp_end, name, (seq >> 2) + 1, took);
 }
 
-// Backlog above which the engine stops holding callbacks back for
-// callback_delay: batching is for a trickle of call()s; under a flood every
-// drain already carries thousands, and holding them only grows the backlog.
-constexpr std::uint64_t kHurryBacklog = 10'000;
-
-// The engine's step for one domain: stage callbacks into segments, drive
-// the grace period as far as it goes without waiting, hand ready callbacks to
-// the callback pool. Never blocks and never runs user code; kRetry when
-// readers are still inside.
-service_result engine_step(domain_state* d) {
-  if (d->cb_staged.load(std::memory_order_seq_cst)) {
-    // Batching (domain_options::callback_delay): within the delay after the
-    // last drain, leave the staging alone; cb_staged stays set, so call()s
-    // meanwhile make no kick, and the service steps this domain again when
-    // the delay is over. A barrier() waiter cuts it short (it counts itself
-    // in cb_hurry, then kicks), and so does a flood.
-    const std::uint64_t now = monotonic_ns();
-    const std::uint64_t due =
-        d->cb_last_drain_ns == 0 ? 0 : d->cb_last_drain_ns + d->cb_delay_ns;  // 0: never drained
-    if (now < due && d->cb_hurry.load(std::memory_order_seq_cst) == 0 &&
-        d->callbacks_pending() < kHurryBacklog) {
-      d->engine_slot.step_again_at_ns = due;
-    } else if (d->cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
-      d->cb_last_drain_ns = now;
-      d->drain_staged();
-    }
-  }
-  const step_result r = d->drive_once();
-  bool ready;
-  {
-    std::lock_guard lk(d->mutex);
-    ready = d->advance_ready_locked();
-  }
-  if (ready) pool().enqueue(d);
-  if (r != step_result::kBusy) return service_result::kDone;
-  // Readers are inside. A grace period stalled for a long time (a blocked
-  // reader) is polled at a quarter of its age, at most once a second: it
-  // ends at most that much later than it could, and 100,000 stalled
-  // domains cost the engine a fraction of a CPU instead of most of one.
-  const std::uint64_t started = d->gp_start_ns.load(std::memory_order_relaxed);
-  const std::uint64_t age = monotonic_ns() - started;
-  d->engine_slot.retry_floor_ns = std::min<std::uint64_t>(age / 4, 1'000'000'000);
-  return service_result::kRetry;
-}
-
 namespace {
 
 // How long the driver waits between reader scans. Each scan costs a heavy
 // barrier, so even the expedited mode does not spin on it.
 class backoff {
  public:
-  explicit backoff(bool expedited) : expedited_(expedited) {}
+  backoff(bool expedited, const std::atomic<std::uint32_t>& expedited_waiters,
+          std::atomic<std::uint32_t>& kick_word)
+      : expedited_(expedited), expedited_waiters_(expedited_waiters), kick_word_(kick_word) {}
   void reset() { attempt_ = 0; }
-  void wait(domain_state& d) {
-    const bool fast = expedited_ || d.expedited_waiters.load(std::memory_order_relaxed) != 0;
+  void wait() {
+    const bool fast = expedited_ || expedited_waiters_.load(std::memory_order_relaxed) != 0;
     const unsigned attempt = attempt_++;
     if (fast && attempt < 3) {
       sched_yield();  // readers are normally short: let one finish
@@ -308,18 +246,20 @@ class backoff {
     const std::uint64_t cap_ns = fast ? 1'000'000 : 10'000'000;
     const unsigned shift = std::min(attempt, 20u);
     const std::uint64_t ns = std::min(cap_ns, base_ns << shift);
-    const std::uint32_t k = d.kick_word.load(std::memory_order_acquire);
-    futex_wait(d.kick_word, k, std::chrono::nanoseconds(ns));
+    const std::uint32_t k = kick_word_.load(std::memory_order_acquire);
+    futex_wait(kick_word_, k, std::chrono::nanoseconds(ns));
   }
 
  private:
-  bool expedited_;
+  const bool expedited_;
+  const std::atomic<std::uint32_t>& expedited_waiters_;
+  std::atomic<std::uint32_t>& kick_word_;
   unsigned attempt_ = 0;
 };
 
 }  // namespace
 
-void domain_state::wait_for(std::uint64_t cookie, bool expedited) {
+void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
   if (done(cookie)) return;
   request(cookie);
   SRCU_INJECT("wait_for: requested, before counting as a waiter");
@@ -331,7 +271,7 @@ void domain_state::wait_for(std::uint64_t cookie, bool expedited) {
       futex_wake(kick_word);  // a normal-mode driver shortens its sleep
     }
   }
-  backoff wait(expedited);
+  backoff wait(expedited, expedited_waiters, kick_word);
   while (!done(cookie)) {
     if (!driver.load(std::memory_order_seq_cst) &&
         !driver.exchange(true, std::memory_order_acquire)) {
@@ -340,22 +280,15 @@ void domain_state::wait_for(std::uint64_t cookie, bool expedited) {
       waiters.fetch_sub(1, std::memory_order_seq_cst);
       while (!done(cookie)) {
         bool completed = false;
-        step_result r;
-        {
-          std::lock_guard lk(mutex);
-          r = advance_locked(&completed);
-        }
-        if (completed) {
-          wake_gp_waiters();
-          wait.reset();
-        }
+        const step_result r = step_as_driver(&completed);
+        if (completed) wait.reset();
         // kDone: re-check done(cookie). kBusy with our grace period over
         // (advance_locked went on to start the next one, which readers
         // hold up): leave now rather than after a nap (found by the spin
         // model's review, model/gp_seq.pml).
         if (r != step_result::kBusy || done(cookie)) continue;
         check_stall();
-        wait.wait(*this);
+        wait.wait();
       }
       release_driver(/*hand_to_engine=*/true);
       if (expedited) expedited_waiters.fetch_sub(1, std::memory_order_relaxed);
@@ -440,7 +373,8 @@ void domain::barrier() noexcept {
 }
 
 void domain::before_allocating_call() {
-  if (state_->cb_backlog_limit != 0) state_->wait_for_backlog_below(state_->cb_backlog_limit);
+  const std::uint64_t limit = state_->backlog_limit();
+  if (limit != 0) state_->wait_for_backlog_below(limit);
 }
 
 void domain::call(callback_head* head, void (*func)(callback_head*)) noexcept {
@@ -461,7 +395,7 @@ poll_cookie domain::start_poll() noexcept {
 bool domain::poll(poll_cookie cookie) const noexcept { return state_->done(cookie.seq_); }
 
 std::uint64_t domain::grace_periods_completed() const noexcept {
-  return state_->gp_seq.load(std::memory_order_acquire) >> 2;
+  return state_->completed();
 }
 
 }  // namespace srcu

@@ -72,8 +72,4 @@ void heavy_barrier() noexcept {
 #endif
 }
 
-bool heavy_barrier_uses_membarrier() noexcept {
-  return g_use_membarrier.load(std::memory_order_relaxed);
-}
-
 }  // namespace srcu::detail

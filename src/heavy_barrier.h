@@ -17,7 +17,4 @@ void heavy_barrier_reinit_after_fork() noexcept;
 
 void heavy_barrier() noexcept;
 
-// True when membarrier(2) is in use (for diagnostics and tests).
-bool heavy_barrier_uses_membarrier() noexcept;
-
 }  // namespace srcu::detail

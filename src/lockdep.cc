@@ -20,6 +20,7 @@
 // abort()). fork(): taken in prepare, released in parent and child.
 
 #include "lockdep.h"
+#include "mutex.h"
 
 #include "srcu/diagnostics.h"
 #include "srcu/tracked_mutex.h"
@@ -56,9 +57,11 @@ struct edge {
 };
 
 struct graph {
-  std::mutex mutex;
-  std::unordered_map<std::uintptr_t, std::vector<edge>> out;
-  std::unordered_map<std::uintptr_t, std::string> names;
+  // A leaf: taken by user threads before they wait, never with another
+  // library lock held.
+  detail::mutex mutex;
+  std::unordered_map<std::uintptr_t, std::vector<edge>> out SRCU_GUARDED_BY(mutex);
+  std::unordered_map<std::uintptr_t, std::string> names SRCU_GUARDED_BY(mutex);
   std::atomic<bool> empty{true};  // lets ~domain skip the lock when nothing was recorded
 };
 
@@ -150,7 +153,7 @@ void add_edge(const held_node& from, std::uintptr_t to, const std::string& to_na
               const std::string& how) {
   if (from.key == to) return;
   graph& gr = g();
-  std::lock_guard lk(gr.mutex);
+  mutex_lock lk(gr.mutex);
   std::vector<edge>& edges = gr.out[from.key];
   for (const edge& e : edges) {
     if (e.to == to) return;  // known
@@ -180,7 +183,7 @@ void add_edge(const held_node& from, std::uintptr_t to, const std::string& to_na
 void forget(std::initializer_list<std::uintptr_t> keys) {
   graph& gr = g();
   if (gr.empty.load(std::memory_order_relaxed)) return;
-  std::lock_guard lk(gr.mutex);
+  mutex_lock lk(gr.mutex);
   for (std::uintptr_t k : keys) {
     gr.out.erase(k);
     gr.names.erase(k);
@@ -240,11 +243,12 @@ void lockdep_forget_domain(const domain* d) noexcept { forget({key(d, kReaders),
 
 void lockdep_forget_mutex(const tracked_mutex* m) noexcept { forget({key(m, kMutex)}); }
 
-void lockdep_prepare_fork() noexcept { g().mutex.lock(); }
-void lockdep_parent_after_fork() noexcept { g().mutex.unlock(); }
+// Locked in one fork handler, released in another: not analysed (fork.cc).
+void lockdep_prepare_fork() noexcept SRCU_NO_LOCK_ANALYSIS { g().mutex.lock(); }
+void lockdep_parent_after_fork() noexcept SRCU_NO_LOCK_ANALYSIS { g().mutex.unlock(); }
 // In the child, a signal-safe section the forking thread was in counts as
 // ended (domain.h, "Limitations"): forget its notes too.
-void lockdep_child_after_fork() noexcept {
+void lockdep_child_after_fork() noexcept SRCU_NO_LOCK_ANALYSIS {
   for (signal_safe_entry& e : tls_signal_safe) {
     e.depth.store(0, std::memory_order_relaxed);
     e.d.store(nullptr, std::memory_order_relaxed);

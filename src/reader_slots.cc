@@ -18,6 +18,8 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "fault_injection.h"
+#include "heavy_barrier.h"
 
 namespace srcu::detail {
 
@@ -41,14 +43,16 @@ void on_thread_exit(void* record);
 // Leaked on purpose: threads may exit after static destructors have run.
 struct registry {
   registry() { pthread_key_create(&exit_key, &on_thread_exit); }
-  std::mutex mutex;
-  std::vector<domain_state*> domains;  // by id; nullptr: id free
+  // After the engine's service mutex, before every domain mutex.
+  detail::mutex mutex;
+  std::vector<domain_state*> domains SRCU_GUARDED_BY(mutex);  // by id; nullptr: id free
   // Lowest first: a thread's slot table has an entry for every id up to
   // the highest it used, so a new domain takes the smallest free id, not
   // the last one freed (after 100,000 domains came and went, a new domain
   // would otherwise cost each thread that reads it a 1 MiB table).
-  std::priority_queue<std::uint32_t, std::vector<std::uint32_t>, std::greater<>> free_ids;
-  thread_record* threads = nullptr;
+  std::priority_queue<std::uint32_t, std::vector<std::uint32_t>, std::greater<>> free_ids
+      SRCU_GUARDED_BY(mutex);
+  thread_record* threads SRCU_GUARDED_BY(mutex) = nullptr;
   pthread_key_t exit_key{};
 };
 
@@ -71,7 +75,7 @@ void balance(counter_pair* s) noexcept {
   }
 }
 
-void unlink(registry& r, thread_record* rec) noexcept {
+void unlink(registry& r, thread_record* rec) noexcept SRCU_REQUIRES(r.mutex) {
   if (rec->prev != nullptr) rec->prev->next = rec->next;
   else r.threads = rec->next;
   if (rec->next != nullptr) rec->next->prev = rec->prev;
@@ -80,7 +84,7 @@ void unlink(registry& r, thread_record* rec) noexcept {
 // Registry mutex held. Gives every slot of `rec` back and frees it.
 // `slot_locks_held`: the fork child already holds every mutex.
 void release_record_locked(registry& r, thread_record* rec, bool exiting,
-                           bool slot_locks_held) {
+                           bool slot_locks_held) SRCU_REQUIRES(r.mutex) {
   for (std::uint32_t id = 0; id < rec->capacity; ++id) {
     counter_block* slot = rec->slots[id].load(std::memory_order_relaxed);
     if (slot == nullptr) continue;
@@ -98,9 +102,10 @@ void release_record_locked(registry& r, thread_record* rec, bool exiting,
     }
     if (!exiting) balance(slot);
     if (slot_locks_held) {
+      d->mutex.assert_held();  // the fork child: taken by the prepare handler
       d->put_slot_locked(slot);
     } else {
-      std::lock_guard lk(d->mutex);
+      mutex_lock lk(d->mutex);
       d->put_slot_locked(slot);
     }
   }
@@ -112,7 +117,7 @@ void release_record_locked(registry& r, thread_record* rec, bool exiting,
 void on_thread_exit(void* record) {
   registry& r = reg();
   {
-    std::lock_guard lk(r.mutex);
+    mutex_lock lk(r.mutex);
     release_record_locked(r, static_cast<thread_record*>(record), /*exiting=*/true,
                           /*slot_locks_held=*/false);
   }
@@ -126,7 +131,7 @@ void* current_thread_record() noexcept { return tls_record; }
 
 std::uint32_t registry_add(domain_state* d) {
   registry& r = reg();
-  std::lock_guard lk(r.mutex);
+  mutex_lock lk(r.mutex);
   if (!r.free_ids.empty()) {
     const std::uint32_t id = r.free_ids.top();
     r.free_ids.pop();
@@ -139,7 +144,7 @@ std::uint32_t registry_add(domain_state* d) {
 
 void registry_remove(std::uint32_t id) {
   registry& r = reg();
-  std::lock_guard lk(r.mutex);
+  mutex_lock lk(r.mutex);
   // Threads that used the domain keep a table entry; clear it before the id
   // can be handed to a new domain (the owner thread re-reads it only after
   // learning of that new domain, which happens after this mutex is released).
@@ -152,7 +157,7 @@ void registry_remove(std::uint32_t id) {
 
 counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
   registry& r = reg();
-  std::lock_guard lk(r.mutex);
+  mutex_lock lk(r.mutex);
   thread_record* rec = tls_record;
   if (rec == nullptr) {
     rec = new thread_record;
@@ -182,8 +187,8 @@ counter_block* register_thread_slot(domain_state* d, std::uint32_t id) {
   return slot;
 }
 
-counter_block* domain_state::take_slot(void* owner) {
-  std::lock_guard lk(mutex);
+counter_block* reader_side::take_slot(void* owner) {
+  mutex_lock lk(mutex);
   if (free_slots == nullptr) {
     auto* chunk = new slot_chunk;
     chunk->count = next_chunk_size;
@@ -208,7 +213,7 @@ counter_block* domain_state::take_slot(void* owner) {
   return slot;
 }
 
-void domain_state::put_slot_locked(counter_block* slot) {
+void reader_side::put_slot_locked(counter_block* slot) {
   slot->owner = nullptr;
   slot->lock_depth = 0;
   slot->next_free = free_slots;
@@ -218,7 +223,7 @@ void domain_state::put_slot_locked(counter_block* slot) {
 // The scans: every slot ever handed out (live or recycled) plus the shards.
 // Acquire loads: a counted unlock is ordered before what the updater does
 // next (the free), and TSan sees that edge.
-std::uint64_t domain_state::sum_counters(unsigned idx, bool locks) const noexcept {
+std::uint64_t reader_side::sum_counters(unsigned idx, bool locks) const noexcept {
   std::uint64_t sum = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
     sum += (locks ? p.locks[idx] : p.unlocks[idx]).load(std::memory_order_acquire);
@@ -226,8 +231,8 @@ std::uint64_t domain_state::sum_counters(unsigned idx, bool locks) const noexcep
   return sum;
 }
 
-domain_state::reader_state domain_state::thread_reader_state() const noexcept {
-  const counter_block* s = this_thread_slot(self->id_);
+reader_side::reader_state reader_side::thread_reader_state() const noexcept {
+  const counter_block* s = this_thread_slot(id());
   if (s == nullptr) return reader_state::outside;
   bool inside = false;
   for (unsigned i = 0; i < 2; ++i) {
@@ -239,6 +244,65 @@ domain_state::reader_state domain_state::thread_reader_state() const noexcept {
   return inside ? reader_state::inside : reader_state::outside;
 }
 
+// mutex held (the per-block scratch and the chunk list are stable under it).
+bool reader_side::readers_idle(unsigned idx) noexcept {
+  // Pre-check without the heavy barrier: while readers are visibly inside,
+  // a full check (one membarrier, ~10 us with other CPUs busy) would only
+  // fail. Liveness only; the decision below is made with A in place.
+  const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
+  const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
+  if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
+    last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
+    return false;
+  }  // (more unlocks than locks goes on to the full check, which reports it)
+  // First pass: every block's unlock count, kept block by block.
+  std::uint64_t shard_unlocks[kMaxShards];
+  std::uint64_t unlocks = 0;
+  std::uint32_t i = 0;
+  for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
+    const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
+    (i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out]) = u;
+    unlocks += u;
+    ++i;
+  });
+  SRCU_INJECT("readers_idle: after the unlock sum");
+  heavy_barrier();  // A: pairs with B and C
+  SRCU_INJECT("readers_idle: after the heavy barrier");
+  // Second pass: lock counts. By A (with B and C) a block's locks read now
+  // are at least its unlocks read before, for every block, when each lock
+  // precedes its unlock. A block with fewer is an unlock without lock on
+  // that block; caught here, block by block, because in the sums it would
+  // cancel another thread's reader and end the grace period under it.
+  std::uint64_t locks = 0;
+  i = 0;
+  for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
+    const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
+    const std::uint64_t u = i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out];
+    if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
+    locks += l;
+    ++i;
+  });
+  const auto active = static_cast<std::int64_t>(locks - unlocks);
+  last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
+  return active == 0;
+}
+
+void reader_side::report_unlock_without_lock(const counter_block* slot, unsigned idx,
+                                             std::uint64_t extra) const noexcept {
+  message m;
+  m << "srcu: domain '" << name << "': " << extra << " more unlock(s) than locks on index " << idx;
+  if (slot != nullptr) {
+    m << " by ";
+    describe_slot_owner(m, slot);
+    m << ": read_unlock() or unlock() called twice for one read_lock()/lock()";
+  } else {
+    m << " in the signal-safe/down_read counters: read_unlock_signal_safe() or up_read() "
+         "called twice for one token (or a section held across fork() ended in the child)";
+  }
+  m << "; a grace period would otherwise end with another reader still inside";
+  die(m);
+}
+
 pid_t slot_owner_tid(const counter_block* slot) noexcept {
   const auto* rec = static_cast<const thread_record*>(slot->owner);
   return rec != nullptr ? rec->tid : 0;
@@ -248,7 +312,7 @@ void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), 
   registry& r = reg();
   // The registry mutex keeps every domain in the table alive (registry_remove
   // clears a thread's entry under it before the domain's slots are freed).
-  std::lock_guard lk(r.mutex);
+  mutex_lock lk(r.mutex);
   const thread_slot_table& t = tls_slot_table;
   for (std::uint32_t id = 0; id < t.capacity && id < r.domains.size(); ++id) {
     const counter_block* s = t.slots[id].load(std::memory_order_relaxed);
@@ -259,7 +323,7 @@ void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), 
 
 void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx) {
   registry& r = reg();
-  std::lock_guard lk(r.mutex);
+  mutex_lock lk(r.mutex);
   for (domain_state* d : r.domains) {
     if (d != nullptr) fn(d, ctx);
   }
@@ -276,34 +340,63 @@ void describe_slot_owner(message& m, const counter_block* slot) noexcept {
   m << "thread " << static_cast<std::int64_t>(rec->tid) << " ('" << name << "')";
 }
 
-void domain_state::balance_shards() noexcept {
-  for (std::uint32_t i = 0; i < shard_count; ++i) balance(&self->shards_[i]);
-}
-
-void registry_prepare_fork() noexcept {
-  registry& r = reg();
-  r.mutex.lock();
-  for (domain_state* d : r.domains) {
-    if (d == nullptr) continue;
-    d->mutex.lock();
+reader_side::~reader_side() {
+  slot_chunk* c = chunks.load(std::memory_order_relaxed);
+  while (c != nullptr) {
+    slot_chunk* next = c->next;
+    delete[] c->slots;
+    delete c;
+    c = next;
   }
 }
 
-void registry_parent_after_fork() noexcept {
+std::size_t reader_side::slots_allocated() const noexcept {
+  std::size_t n = 0;
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) n += c->count;
+  return n;
+}
+
+bool reader_side::ever_had_readers() const noexcept {
+  if (chunks.load(std::memory_order_acquire) != nullptr) return true;
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    if (shard(i).locks[0].load(std::memory_order_acquire) != 0 ||
+        shard(i).locks[1].load(std::memory_order_acquire) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void reader_side::child_after_fork() noexcept {
+  for (std::uint32_t i = 0; i < shard_count; ++i) balance(&shard(i));
+}
+
+// The registry's share of fork (the order is fork.cc's). Its mutex and then
+// each domain's are taken in prepare and released in parent or child: the
+// analysis cannot follow a lock across functions, so these three are not
+// analysed; assert_held() checks the child's part in debug builds.
+void registry_prepare_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
+  registry& r = reg();
+  r.mutex.lock();
+  for (domain_state* d : r.domains) {
+    if (d != nullptr) fn(d);
+  }
+}
+
+void registry_parent_after_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
   registry& r = reg();
   for (domain_state* d : r.domains) {
-    if (d == nullptr) continue;
-    d->mutex.unlock();
+    if (d != nullptr) fn(d);
   }
   r.mutex.unlock();
 }
 
-void registry_child_after_fork() noexcept {
+void registry_child_after_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
   registry& r = reg();
+  r.mutex.assert_held();
   // Only the forking thread exists now. Every other thread's read_lock()
   // sections are ended on the books and its slots recycled; the forking
-  // thread's own sections go on. Signal-safe and down/up sections cannot be
-  // attributed to a thread, so all of them are ended (see domain.h).
+  // thread's own sections go on.
   for (thread_record* rec = r.threads; rec != nullptr;) {
     thread_record* next = rec->next;
     if (rec != tls_record) {
@@ -312,22 +405,7 @@ void registry_child_after_fork() noexcept {
     rec = next;
   }
   for (domain_state* d : r.domains) {
-    if (d == nullptr) continue;
-    d->balance_shards();
-    // A vanished updater may have been driving or waiting.
-    d->driver.store(false, std::memory_order_relaxed);
-    d->waiters.store(0, std::memory_order_relaxed);
-    d->expedited_waiters.store(0, std::memory_order_relaxed);
-    // Clears the service flags too: a vanished thread may have been inside
-    // kick() between setting a flag and pushing (the services absorbed their
-    // pending stacks before this runs, see fork.cc).
-    d->discard_callbacks_in_child();
-    d->mutex.unlock();
-    // Grace periods start_poll() asked for must still end in the child.
-    if (!seq_ge(d->gp_seq.load(std::memory_order_relaxed),
-                d->gp_seq_needed.load(std::memory_order_relaxed))) {
-      engine().kick(d);
-    }
+    if (d != nullptr) fn(d);
   }
   r.mutex.unlock();
 }

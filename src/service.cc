@@ -14,7 +14,7 @@
 namespace srcu::detail {
 
 void service::start() noexcept {
-  std::lock_guard lk(mutex_);
+  mutex_lock lk(mutex_);
   if (!started_) start_thread_locked();
 }
 
@@ -118,7 +118,7 @@ void service::run() {
     std::uint64_t next_due = tick_ != nullptr ? tick_(now) : ~std::uint64_t{0};
     batch.clear();
     {
-      std::lock_guard lk(mutex_);
+      mutex_lock lk(mutex_);
       absorb_locked();
       // At most kMaxStepsPerLoop steps between two looks at the kicks: a
       // kicked domain is keyed 0, so it goes first in the next loop even
@@ -140,7 +140,7 @@ void service::run() {
     if (!batch.empty()) {
       now = monotonic_ns();
       {
-        std::lock_guard lk(mutex_);
+        mutex_lock lk(mutex_);
         for (std::size_t i = 0; i < batch.size(); ++i) {
           service_slot& s = batch[i]->*slot_;
           s.busy = false;
@@ -178,7 +178,7 @@ void service::run() {
 
 void service::forget(domain_state* d) noexcept {
   service_slot& s = d->*slot_;
-  std::unique_lock lk(mutex_);
+  mutex_lock lk(mutex_);
   s.dying = true;
   absorb_locked();  // d may sit on the pending stack
   batch_done_.wait(lk, [&s] { return !s.busy; });
@@ -189,7 +189,7 @@ void service::forget(domain_state* d) noexcept {
 // Waiting for the thread's current steps would make fork() wait for a user
 // callback (for ever, if that callback forks). Steps in flight hold no
 // service lock; in the child their domains' busy marks are cleared
-// (discard_callbacks_in_child) and the thread is replaced.
+// (fork.cc) and the thread is replaced.
 void service::prepare_fork() noexcept {
   mutex_.lock();
   gate_.settle();
@@ -213,18 +213,16 @@ void service::child_after_fork() noexcept {
 }
 
 void service::restart_after_fork() noexcept {
-  std::lock_guard lk(mutex_);
+  mutex_lock lk(mutex_);
   if (restart_ && !started_) start_thread_locked();
   restart_ = false;
 }
-
-service_result engine_step(domain_state* d);  // grace_period.cc
 
 service& engine() noexcept {
   // The engine also looks after the callback pool: it adds a worker when
   // ready callbacks wait and every worker is busy in user code.
   static service* s = new service(
-      "srcu-engine", &engine_step, &domain_state::engine_slot,
+      "srcu-engine", [](domain_state* d) { return d->engine_step(); }, &domain_state::engine_slot,
       [](std::uint64_t now_ns) { return pool().maintain(now_ns); });
   return *s;
 }

@@ -20,11 +20,11 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 #include "kick_queue.h"
 #include "library_thread.h"
+#include "mutex.h"
 
 namespace srcu::detail {
 
@@ -68,39 +68,40 @@ class service {
   void wake() noexcept;                   // run the loop (and the tick) now; lock-free
   void forget(domain_state* d) noexcept;  // from ~domain: never touch d again
 
-  void prepare_fork() noexcept;
-  void parent_after_fork() noexcept;
-  void child_after_fork() noexcept;    // absorbs kicks, releases the mutex
+  void prepare_fork() noexcept SRCU_ACQUIRE(mutex_);
+  void parent_after_fork() noexcept SRCU_RELEASE(mutex_);
+  void child_after_fork() noexcept SRCU_RELEASE(mutex_);  // absorbs kicks, releases the mutex
   void restart_after_fork() noexcept;  // then, once the domains are settled
 
  private:
   static void* thread_main(void* self);
   void run();
-  void absorb_locked();
+  void absorb_locked() SRCU_REQUIRES(mutex_);
   static constexpr std::uint32_t kHeapArity = 4;
   // The work list is a 4-ary min-heap on the time each slot is due, so a loop costs
   // O(due log n), not O(listed): 100,000 stalled domains stay cheap.
-  void link_locked(service_slot* s, std::uint64_t check_at_ns);  // insert or re-key
-  void unlink_locked(service_slot* s);
-  void heap_swap(std::uint32_t a, std::uint32_t b) noexcept;
-  void sift_up(std::uint32_t i) noexcept;
-  void sift_down(std::uint32_t i) noexcept;
-  void start_thread_locked() noexcept;
+  void link_locked(service_slot* s, std::uint64_t check_at_ns) SRCU_REQUIRES(mutex_);  // insert or re-key
+  void unlink_locked(service_slot* s) SRCU_REQUIRES(mutex_);
+  void heap_swap(std::uint32_t a, std::uint32_t b) noexcept SRCU_REQUIRES(mutex_);
+  void sift_up(std::uint32_t i) noexcept SRCU_REQUIRES(mutex_);
+  void sift_down(std::uint32_t i) noexcept SRCU_REQUIRES(mutex_);
+  void start_thread_locked() noexcept SRCU_REQUIRES(mutex_);
 
   const char* const name_;
   const step_fn step_;
   service_slot domain_state::* const slot_;
   const tick_fn tick_;
-  std::mutex mutex_;
-  std::condition_variable batch_done_;
+  // Outermost: taken before the registry and every domain mutex.
+  detail::mutex mutex_;
+  std::condition_variable_any batch_done_;
   struct heap_entry {
     std::uint64_t key;  // when the slot is due (monotonic ns)
     service_slot* slot;
   };
-  std::vector<heap_entry> heap_;
-  bool started_ = false;
-  bool restart_ = false;  // child: the parent had a thread
-  bool batch_active_ = false;
+  std::vector<heap_entry> heap_ SRCU_GUARDED_BY(mutex_);
+  bool started_ SRCU_GUARDED_BY(mutex_) = false;
+  bool restart_ SRCU_GUARDED_BY(mutex_) = false;  // child: the parent had a thread
+  bool batch_active_ SRCU_GUARDED_BY(mutex_) = false;
   thread_gate gate_;
   kick_queue queue_;
 };

@@ -72,7 +72,7 @@ void write_report_to_stderr(const stall_report& r) noexcept {
 
 }  // namespace
 
-void domain_state::report_stall() noexcept {
+void grace_periods::report_stall() noexcept {
   const std::uint64_t seq = stall_report_seq.load(std::memory_order_relaxed);
   if (gp_seq.load(std::memory_order_acquire) != seq) return;  // it ended meanwhile
 
@@ -84,17 +84,14 @@ void domain_state::report_stall() noexcept {
     // Under the mutex: the slot list does not change, and a slot's owner
     // record stays alive while it owns the slot (reader_slots.cc gives slots
     // back under this mutex before freeing a record).
-    std::lock_guard lk(mutex);
+    mutex_lock lk(mutex);
     if (gp_seq.load(std::memory_order_relaxed) != seq) return;
     // Both scans wait on the index readers are not entering now.
-    const auto idx = static_cast<unsigned>(~self->index_.load(std::memory_order_relaxed) & 1);
-    for_each_counter_pair([&](const counter_pair& c, const counter_block* slot) {
-      const auto inside = static_cast<std::int64_t>(c.locks[idx].load(std::memory_order_relaxed) -
-                                                     c.unlocks[idx].load(std::memory_order_relaxed));
-      if (inside <= 0) return;
-      readers += static_cast<std::uint64_t>(inside);
-      if (slot != nullptr && count < kMaxHolders) {
-        holders[count].tid = slot_owner_tid(slot);
+    const auto idx = static_cast<unsigned>(~reader_index().load(std::memory_order_relaxed) & 1);
+    visit_inside(idx, [&](pid_t tid, std::uint64_t inside) {
+      readers += inside;
+      if (tid != 0 && count < kMaxHolders) {
+        holders[count].tid = tid;
         holders[count].flavour = reader_flavour::thread;
         ++count;
       }
@@ -125,17 +122,18 @@ void domain_state::report_stall() noexcept {
   }
 }
 
+void grace_periods::fill_stats(domain_stats& s) const noexcept {
+  s.grace_periods = completed();
+  s.expedited_grace_periods = expedited_gps.load(std::memory_order_relaxed);
+  s.longest_grace_period = std::chrono::nanoseconds(longest_gp_ns.load(std::memory_order_relaxed));
+  s.stalls_reported = stalls_reported.load(std::memory_order_relaxed);
+}
+
 domain_stats domain_state::stats() const noexcept {
-  std::uint64_t queued = 0;
-  for (std::uint32_t s = 0; s <= self->shard_mask_; ++s) {
-    queued += self->shards_[s].enqueued.load(std::memory_order_relaxed);
-  }
-  return domain_stats{gp_seq.load(std::memory_order_acquire) >> 2,
-                      expedited_gps.load(std::memory_order_relaxed),
-                      queued,
-                      cb_invoked.load(std::memory_order_relaxed),
-                      std::chrono::nanoseconds(longest_gp_ns.load(std::memory_order_relaxed)),
-                      stalls_reported.load(std::memory_order_relaxed)};
+  domain_stats s{};
+  grace_periods::fill_stats(s);
+  callback_queue::fill_stats(s);
+  return s;
 }
 
 }  // namespace srcu::detail

@@ -47,6 +47,7 @@ namespace srcu {
 
 namespace detail {
 struct domain_state;
+class callback_queue;
 }
 
 /// Intrusive callback node, owned by the caller until its function has been
@@ -98,7 +99,7 @@ class callback_batch {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:
-  friend struct detail::domain_state;
+  friend class detail::callback_queue;  // src/callbacks.cc makes batches
   callback_batch(detail::domain_state* d, callback_head* head, std::size_t size) noexcept
       : domain_(d), head_(head), size_(size) {}
   detail::domain_state* domain_ = nullptr;

@@ -76,6 +76,7 @@ namespace srcu {
 
 namespace detail {
 struct domain_state;
+class domain_core;
 struct c_api;
 }
 
@@ -292,6 +293,7 @@ class domain {
   [[nodiscard]] std::size_t reader_slots() const noexcept;
 
  private:
+  friend class detail::domain_core;    // src/: the fields the compiled side uses
   friend struct detail::domain_state;
   friend struct detail::c_api;  // src/srcu_c.cc: the C API's int idx
 

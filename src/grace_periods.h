@@ -1,0 +1,101 @@
+// Layer 2 of a domain's compiled side (domain_state.h shows all four): the
+// grace-period machine (grace_period.cc), its sequence and cookies, the
+// driver role, the waiters, and stall detection (stall.cc makes the
+// reports). It reads the reader side only through readers_idle().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "readers.h"
+
+namespace srcu::detail {
+
+// Grace-period sequence: (completed count << 2) | state.
+inline constexpr std::uint64_t kStateMask = 3;
+inline constexpr std::uint64_t kStateIdle = 0;
+inline constexpr std::uint64_t kStateScan1 = 1;  // waiting on the inactive index (stragglers)
+inline constexpr std::uint64_t kStateScan2 = 2;  // flipped; waiting on the old index
+
+// a >= b on the wrapping sequence.
+inline bool seq_ge(std::uint64_t a, std::uint64_t b) noexcept {
+  return static_cast<std::int64_t>(a - b) >= 0;
+}
+// The sequence value at which a grace period that starts after `s` has ended.
+inline std::uint64_t seq_snap(std::uint64_t s) noexcept {
+  return (s + 2 * kStateMask + 1) & ~kStateMask;
+}
+
+enum class step_result {
+  kDone,  // nothing (more) to do, or another thread holds the driver role
+  kBusy,  // readers still present on the index being scanned; retry later
+};
+
+class grace_periods : public reader_side {
+ public:
+  grace_periods(domain* self, const domain_options& options, std::uint32_t shard_count);
+
+  // Cookies (docs/design.md §1.3).
+  std::uint64_t snapshot() noexcept;             // fence S + seq_snap(gp_seq)
+  void request(std::uint64_t cookie) noexcept;   // gp_seq_needed = max(.., cookie)
+  bool done(std::uint64_t cookie) const noexcept;
+  bool requested_not_done() const noexcept;      // a requested grace period is owed
+  std::uint64_t completed() const noexcept;      // grace periods completed
+
+  // The updater's wait: drives the machine itself when no one else does.
+  void wait_for(std::uint64_t cookie, bool expedited) SRCU_EXCLUDES(mutex);
+  // The engine's step: takes the driver role if free, runs the machine as
+  // far as it goes without waiting, releases the role. kDone also when
+  // another thread drives (it hands back in release_driver()).
+  step_result drive_once() noexcept SRCU_EXCLUDES(mutex);
+  bool driver_active() const noexcept;           // ~domain(): a synchronize() in progress
+  std::uint64_t current_gp_age_ns() const noexcept;
+
+  // Grace-period ends, for waiters that poll with a timeout.
+  std::uint32_t gp_end_word() const noexcept;
+  void wait_for_gp_end(std::uint32_t seen, std::chrono::nanoseconds timeout) noexcept;
+  // Callbacks wait for a grace period: kick the engine at each end.
+  void set_callbacks_waiting(bool waiting) noexcept;
+
+  // A callback worker, no library lock held: builds the stall report
+  // (taking the mutex to walk the slots) and calls the stall handler
+  // outside it (stall.cc).
+  void report_stall() noexcept SRCU_EXCLUDES(mutex);
+  void fill_stats(domain_stats& s) const noexcept;
+
+  // fork child (fork.cc): a vanished updater may have been driving or waiting.
+  void child_after_fork() noexcept SRCU_REQUIRES(mutex);
+
+ private:
+  step_result advance_locked(bool* completed) noexcept SRCU_REQUIRES(mutex);
+  // Driver role held: one step, and the waiters woken if a grace period ended.
+  step_result step_as_driver(bool* completed) noexcept SRCU_EXCLUDES(mutex);
+  void check_stall() noexcept;                   // driver: queue a stall report when due
+  void note_gp_end(std::uint64_t seq) noexcept SRCU_REQUIRES(mutex);  // statistics, probe
+  void wake_gp_waiters() noexcept;
+  void release_driver(bool hand_to_engine) noexcept;
+
+  const std::chrono::milliseconds stall_timeout;
+  std::atomic<std::uint64_t> gp_seq{0};
+  std::atomic<std::uint64_t> gp_seq_needed{0};
+  std::atomic<std::uint64_t> gp_start_ns{0};     // when the current GP began
+  std::atomic<std::uint32_t> gp_done_word{0};    // futex: bumped at each GP end
+  std::atomic<std::uint32_t> waiters{0};         // threads waiting in wait_for()
+  std::atomic<std::uint32_t> expedited_waiters{0};
+  std::atomic<std::uint32_t> kick_word{0};       // futex: wakes the driver early
+  std::atomic<bool> driver{false};               // one thread polls readers at a time
+  std::atomic<bool> cb_waiting_gp{false};    // a callback segment waits for a GP
+
+  // Stall detection. Written by the driver (one thread at a time; the role
+  // changes hands with seq_cst operations) and, stall_next_ns, pushed later
+  // by the reporting worker when it issues a report.
+  std::atomic<std::uint64_t> stall_seq{~std::uint64_t{0}};  // the GP stall_next_ns is for
+  std::atomic<std::uint64_t> stall_next_ns{0};     // when that GP is reported (again)
+  std::atomic<std::uint64_t> stall_report_seq{~std::uint64_t{0}};  // the GP a queued report is for
+  std::atomic<std::uint64_t> stalls_reported{0};   // domain_stats
+  std::atomic<std::uint64_t> expedited_gps{0};     // domain_stats: written under mutex
+  std::atomic<std::uint64_t> longest_gp_ns{0};     // domain_stats: written under mutex
+};
+
+}  // namespace srcu::detail

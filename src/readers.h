@@ -1,0 +1,172 @@
+// The bottom two layers of a domain's compiled side (domain_state.h shows
+// all four): what every layer shares (domain_core: identity, name, the
+// domain mutex) and the reader side (reader_side: per-thread slots, the
+// per-CPU shards' counters, the scans that decide "no reader on index i").
+// Like the kernel's srcu_data beside srcu_usage: the read side's state is
+// apart from the update side's, and the update side reads it only through
+// the scans below.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mutex.h"
+#include "srcu/domain.h"
+
+namespace srcu::detail {
+
+struct domain_state;
+class message;
+
+// Shards per domain (per-CPU reader counters of the signal-safe and down/up
+// flavours, and call() staging): one per online CPU rounded up to a power
+// of two, at most this many. Scans keep one scratch entry per shard on the
+// stack, and barrier() one marker per shard.
+inline constexpr std::uint32_t kMaxShards = 8;
+
+// Layer 0: what every layer of a domain shares.
+class domain_core {
+ public:
+  domain_core(domain* self, const domain_options& options, std::uint32_t shard_count);
+
+  domain* const self;
+  const std::string name_copy;  // domain_options::name, owned by the domain
+  const char* const name;       // name_copy.c_str(), for messages
+  const std::uint32_t shard_count;
+
+  // The domain mutex. Guards the slot free list and chunk allocation, one
+  // grace-period step at a time, and the callback segments; held only for
+  // short steps that never block and never call out. Lock order: taken
+  // after the engine's service mutex and the registry mutex (fork's prepare
+  // handler takes all three in that order), never with the callback pool's
+  // or the deadlock detector's mutex held.
+  mutable detail::mutex mutex;
+
+  domain_state* whole() noexcept;  // the domain_state this is part of
+  const domain_state* whole() const noexcept;
+
+ protected:
+  // The fields of the public domain that the compiled side uses.
+  shard_block& shard(std::uint32_t i) const noexcept { return self->shards_[i]; }
+  std::uint32_t shard_mask() const noexcept { return self->shard_mask_; }
+  std::atomic<std::uint64_t>& reader_index() const noexcept { return self->index_; }
+  std::uint32_t id() const noexcept { return self->id_; }
+};
+
+// A block of reader slots. Chunks are only ever added (at the head, with a
+// release store) while the domain lives, so scanners walk them lock-free.
+struct slot_chunk {
+  slot_chunk* next = nullptr;
+  std::uint32_t count = 0;
+  counter_block* slots = nullptr;
+};
+
+// Layer 1: the reader side (reader_slots.cc).
+class reader_side : public domain_core {
+ public:
+  using domain_core::domain_core;
+  ~reader_side();
+  reader_side(const reader_side&) = delete;
+  reader_side& operator=(const reader_side&) = delete;
+
+  // Slots: one per (thread, domain), taken on the thread's first
+  // read_lock() and given back when it exits.
+  counter_block* take_slot(void* owner) SRCU_EXCLUDES(mutex);
+  void put_slot_locked(counter_block* slot) SRCU_REQUIRES(mutex);
+  std::size_t slots_allocated() const noexcept;  // domain::reader_slots()
+
+  // "No reader inside on index idx": sums the unlocks, heavy barrier (fence
+  // A, docs/design.md §2), sums the locks; block by block, so an unlock
+  // without lock is caught by name. Aborts on one.
+  bool readers_idle(unsigned idx) noexcept SRCU_REQUIRES(mutex);
+  std::uint64_t readers_seen_by_last_scan() const noexcept {
+    return last_active.load(std::memory_order_relaxed);
+  }
+  // Did any reader of any flavour ever use this domain? (~domain(): a domain
+  // that never had one needs no heavy barrier to be destroyed.)
+  bool ever_had_readers() const noexcept;
+  // fn(tid or 0 for a shard, readers inside) for every block with readers
+  // inside on idx: the stall report.
+  template <class F>
+  void visit_inside(unsigned idx, F&& fn) const SRCU_REQUIRES(mutex);
+
+  // The calling thread's read_lock() sections (its own slot: exact).
+  enum class reader_state { outside, inside, over_unlocked };
+  reader_state thread_reader_state() const noexcept;
+  bool thread_in_reader() const noexcept { return thread_reader_state() == reader_state::inside; }
+
+  // fork child (fork.cc): the vanished threads' signal-safe and down/up
+  // sections, which no thread can be named for, are ended on the books.
+  void child_after_fork() noexcept SRCU_REQUIRES(mutex);
+
+ private:
+  // f(const counter_pair&, const counter_block* slot_or_null) for every slot
+  // ever handed out, then every shard (slot == nullptr), always in the same
+  // order while the mutex is held (chunks are added only under it).
+  template <class F>
+  void for_each_counter_pair(F&& f) const;
+  std::uint64_t sum_counters(unsigned idx, bool locks) const noexcept;
+  [[noreturn]] void report_unlock_without_lock(const counter_block* slot, unsigned idx,
+                                               std::uint64_t extra) const noexcept;
+
+  std::atomic<slot_chunk*> chunks{nullptr};
+  counter_block* free_slots SRCU_GUARDED_BY(mutex) = nullptr;
+  std::uint32_t next_chunk_size SRCU_GUARDED_BY(mutex) = 4;
+  std::uint32_t slots_handed_out SRCU_GUARDED_BY(mutex) = 0;  // slots in all chunks
+  // Each counter block's unlock count from the first pass of
+  // readers_idle(), compared block by block in the second (so a double
+  // unlock on one thread cannot hide another thread's reader). Grown with
+  // the chunks, so a scan never allocates.
+  std::unique_ptr<std::uint64_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
+  std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
+};
+
+template <class F>
+void reader_side::for_each_counter_pair(F&& f) const {
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    for (std::uint32_t i = 0; i < c->count; ++i) f(static_cast<const counter_pair&>(c->slots[i]), &c->slots[i]);
+  }
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    f(static_cast<const counter_pair&>(shard(i)), static_cast<const counter_block*>(nullptr));
+  }
+}
+
+pid_t slot_owner_tid(const counter_block* slot) noexcept;  // 0: none; the slot's domain mutex held
+
+template <class F>
+void reader_side::visit_inside(unsigned idx, F&& fn) const {
+  for_each_counter_pair([&](const counter_pair& c, const counter_block* slot) {
+    const auto inside = static_cast<std::int64_t>(c.locks[idx].load(std::memory_order_relaxed) -
+                                                   c.unlocks[idx].load(std::memory_order_relaxed));
+    if (inside > 0) fn(slot != nullptr ? slot_owner_tid(slot) : 0, static_cast<std::uint64_t>(inside));
+  });
+}
+
+// The thread registry (reader_slots.cc): which domain has which id, which
+// thread has which slots. Its mutex comes after the engine's service mutex
+// and before every domain mutex in the lock order.
+// "thread 1234 ('name')" for the thread holding a slot; for reports.
+void describe_slot_owner(message& m, const counter_block* slot) noexcept;
+// fn(d, ctx) for every domain the calling thread is inside a read_lock()
+// section of (its own slots), registry mutex held (fn must not take it).
+void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), void* ctx);
+// fn(d, ctx) for every live domain, registry mutex held (fn must not take it).
+void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx);
+std::uint32_t registry_add(domain_state* d);       // returns the domain id
+void registry_remove(std::uint32_t id);            // clears every thread's entry
+counter_block* register_thread_slot(domain_state* d, std::uint32_t id);
+void* current_thread_record() noexcept;
+// fork (fork.cc calls these in its documented order, with its own fn for
+// each domain):
+//   prepare: takes the registry mutex, then fn(d) for every domain;
+//   parent:  fn(d) for every domain, then releases the registry mutex;
+//   child:   the vanished threads' read_lock() sections are ended on the
+//            books and their slots recycled (every domain mutex is held),
+//            then fn(d) for every domain, then the registry mutex released.
+void registry_prepare_fork(void (*fn)(domain_state* d)) noexcept;
+void registry_parent_after_fork(void (*fn)(domain_state* d)) noexcept;
+void registry_child_after_fork(void (*fn)(domain_state* d)) noexcept;
+
+}  // namespace srcu::detail
