@@ -64,6 +64,9 @@ void domain_state::check_no_readers_at_destruction() noexcept {
   for (;;) {
     bool idle;
     bool batch_out;
+    // Fence BD (docs/design.md §2): a bounded 10 ms poll of complete_batch()'s
+    // bump, which wakes only while cb_hurry != 0 (not raised here); seq_cst
+    // is not needed.
     std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     {
       std::lock_guard lk(mutex);
@@ -166,6 +169,9 @@ domain::~domain() {
   while (s->callbacks_pending() != 0) s->barrier();
   engine().forget(s);
   pool().forget(s);
+  // Fence BC (docs/design.md §2): pairs with callback_batch::run()'s
+  // increment and complete_batch()'s release decrement; without it the state
+  // is freed while a complete_batch() still wakes or enqueues it.
   while (s->cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
   if (s->driver.load(std::memory_order_acquire)) {
     die(s->name, "destroyed while a thread is inside synchronize() on it");
