@@ -68,6 +68,9 @@ void callback_pool::enqueue_entry(domain_state* d, bool stall) noexcept {
     }
     append_locked(&e, monotonic_ns());
     if (idle_ > 0) {
+      // Fence P (docs/design.md §2): pairs with run()'s wake_word_ load under
+      // the same mutex (relaxed is enough); without the bump an idle worker
+      // sleeps up to 10 s with this domain queued.
       wake_word_.fetch_add(1, std::memory_order_relaxed);  // under the mutex: see run()
       wake_idle = true;
     } else {
@@ -88,6 +91,7 @@ void callback_pool::run() {
       // enqueue() bumps wake_word_ under the mutex after appending, so a
       // value read here under the mutex changes before any later append is
       // visible to us: the futex wait cannot miss it.
+      // Fence P (docs/design.md §2): pairs with enqueue_entry()'s bump.
       const std::uint32_t seen = wake_word_.load(std::memory_order_relaxed);
       ++idle_;
       saturated_reported_ = false;

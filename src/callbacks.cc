@@ -90,6 +90,10 @@ void barrier_marker_ran(callback_head* h) {
   // *remaining) be reused: the wake only passes the address to the kernel,
   // and a stray wake of an unrelated futex waiter is a spurious wake, which
   // every futex wait in srcu tolerates.
+  // Fence BM (docs/design.md §2): pairs with barrier()'s acquire load of
+  // `remaining` and its futex_wait; the last decrement changes the word, so
+  // a waiter with a stale count returns at once. Without acq_rel barrier()
+  // can return before the callbacks' effects are visible to it.
   if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(*remaining);
 }
 
@@ -145,15 +149,18 @@ void callback_queue::segment::append(segment& other) noexcept {
 // will drain it. Shared by call() and barrier()'s markers.
 void callback_queue::stage(shard_block& shard, callback_head* head) noexcept {
   callback_head* top = shard.staged.load(std::memory_order_relaxed);
+  // Fence K (docs/design.md §2): the push is seq_cst, see below.
   do {
     head->next = top;
   } while (!shard.staged.compare_exchange_weak(top, head, std::memory_order_seq_cst,
                                                std::memory_order_relaxed));
   SRCU_INJECT("call: pushed, before the staged flag");
-  // K: pairs with the engine's exchange of cb_staged before it drains (all
-  // seq_cst): either the engine drains after this push, or this call sees
-  // the flag clear and kicks it. Without K a push could sit in the stack
-  // with the flag clear and no kick: a lost callback until the next call().
+  // Fence K (docs/design.md §2): pairs with engine_step()'s exchange of
+  // cb_staged before drain_staged() (all seq_cst): either the engine drains
+  // after this push, or this call sees the flag clear and kicks it. Without K
+  // the call can read the flag still set after the engine cleared it and
+  // drained without this push: no kick, and the callback stays staged until
+  // the next call() or barrier().
   if (!cb_staged.load(std::memory_order_seq_cst) &&
       !cb_staged.exchange(true, std::memory_order_seq_cst)) {
     engine().kick(whole());
@@ -175,6 +182,10 @@ void callback_queue::call(callback_head* head, void (*func)(callback_head*)) noe
   // Ticket before the push: callbacks_pending() counts it from here on, so
   // neither barrier() nor ~domain() can report "nothing queued" while it is
   // on its way.
+  // Fence BT (docs/design.md §2): pairs with callbacks_pending()'s loads and
+  // barrier()'s queued_before; release/acquire is enough (seq_cst is not
+  // needed). Without it barrier() or ~domain() can count this callback as
+  // run while it is still on its way.
   const std::uint64_t ticket = own.enqueued.fetch_add(1, std::memory_order_seq_cst);
   SRCU_INJECT("call: ticket taken, before the push");
   stage(own, head);
@@ -208,6 +219,9 @@ void callback_queue::catch_up_with_flood() noexcept {
 void callback_queue::drain_staged() {
   segment fresh;
   for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+    // Fence K (docs/design.md §2): after engine_step()'s cb_staged
+    // exchange; pairs with stage()'s push and flag load. Without seq_cst a
+    // push this misses may belong to a call that saw the flag set: no kick.
     callback_head* list = shard(s).staged.exchange(nullptr, std::memory_order_seq_cst);
     if (list == nullptr) continue;
     segment part;
@@ -244,6 +258,9 @@ void callback_queue::drain_staged() {
       cb_wait[1].append(fresh);
       cb_wait[1].cookie = cookie;
     }
+    // Fence N (docs/design.md §2): pairs with wake_gp_waiters()'s load; the
+    // mutex orders them (seq_cst not needed). Without it a user thread that
+    // ends this cookie's grace period does not kick the engine.
     set_callbacks_waiting(true);
     cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   }
@@ -256,6 +273,8 @@ void callback_queue::drain_staged() {
 constexpr std::uint64_t kHurryBacklog = 10'000;
 
 std::uint64_t callback_queue::drain_staged_when_due() noexcept {
+  // Fence K (docs/design.md §2): this first load only skips idle domains
+  // (seq_cst not needed); the exchange below is K's engine end.
   if (!cb_staged.load(std::memory_order_seq_cst)) return 0;
   // Batching (domain_options::callback_delay): within the delay after the
   // last drain, leave the staging alone; cb_staged stays set, so call()s
@@ -264,9 +283,18 @@ std::uint64_t callback_queue::drain_staged_when_due() noexcept {
   // in cb_hurry, then kicks), and so does a flood.
   const std::uint64_t now = monotonic_ns();
   const std::uint64_t due = cb_last_drain_ns == 0 ? 0 : cb_last_drain_ns + cb_delay_ns;  // 0: never drained
+  // Fence BH (docs/design.md §2): the cb_hurry raised by stage_markers()
+  // or wait_for_backlog_below() reaches this load through their kick that
+  // follows (Q1, Q2), not through seq_cst; a load that misses it holds
+  // the staging and barrier() waits out callback_delay.
   if (now < due && cb_hurry.load(std::memory_order_seq_cst) == 0 && callbacks_pending() < kHurryBacklog) {
     return due;
   }
+  // Fence K (docs/design.md §2): the exchange(false) below pairs with
+  // stage()'s push and cb_staged load/exchange; with drain_staged()'s
+  // exchanges after it, a push this drain misses was made by a call that
+  // sees the flag clear and kicks. Without seq_cst the push stays staged
+  // with no kick pending.
   if (cb_staged.exchange(false, std::memory_order_seq_cst)) {  // K: pairs with call()
     cb_last_drain_ns = now;
     drain_staged();
@@ -285,6 +313,8 @@ bool callback_queue::advance_ready_locked() noexcept {
     cb_wait[0] = cb_wait[1];
     cb_wait[1] = segment{};
   }
+  // Fence N (docs/design.md §2): pairs with wake_gp_waiters()'s load, under
+  // the mutex (seq_cst not needed); see drain_staged().
   set_callbacks_waiting(!cb_wait[0].empty());
   cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   return !cb_ready.empty();
@@ -332,9 +362,18 @@ void callback_queue::dispatch_batch() noexcept {
 // may let a ~domain() elsewhere see nothing pending while the running frame
 // still has complete_batch() to run (found by srcu-torture's domain churn: a
 // marker-only batch on an executor thread, then a use after free).
-void callback_queue::batch_started() noexcept { cb_completing.fetch_add(1, std::memory_order_seq_cst); }
+void callback_queue::batch_started() noexcept {
+  // Fence BC (docs/design.md §2): pairs with wait_for_completing_batches()'s
+  // acquire load; the increment reaches it by happens-before (a marker's
+  // remaining decrement, or the cb_invoked add), so seq_cst is not needed.
+  // Without the count ~domain() frees the domain under complete_batch().
+  cb_completing.fetch_add(1, std::memory_order_seq_cst);
+}
 
 void callback_queue::wait_for_completing_batches() const noexcept {
+  // Fence BC (docs/design.md §2): acquire, pairs with complete_batch()'s
+  // release decrement; without it ~domain() frees what complete_batch() is
+  // still writing.
   while (cb_completing.load(std::memory_order_acquire) != 0) sched_yield();
 }
 
@@ -348,12 +387,22 @@ void callback_queue::complete_batch(std::size_t size) noexcept {
     cb_batch_out = false;
     more = !cb_ready.empty();
   }
-  // Release: callbacks_idle() acquires it; the callbacks happen-before a
+  // Release: callbacks_pending() acquires it; the callbacks happen-before a
   // ~domain() or barrier() that sees them counted.
+  // Fences BT and BH (docs/design.md §2): BT pairs with the cb_invoked load
+  // in callbacks_pending() (release is enough; seq_cst is not needed); for
+  // BH it is ordered before the cb_done_word bump that barrier() acquires.
   cb_invoked.fetch_add(size, std::memory_order_seq_cst);
+  // Fence BH (docs/design.md §2): pairs with cb_hurry.fetch_add then the
+  // cb_done_word load in barrier() and wait_for_backlog_below(); without
+  // seq_cst this can read cb_hurry == 0 while the waiter reads the old word,
+  // and the waiter sleeps out 10 ms per batch.
   cb_done_word.fetch_add(1, std::memory_order_seq_cst);
   if (cb_hurry.load(std::memory_order_seq_cst) != 0) futex_wake(cb_done_word);
   if (more) pool().enqueue(whole());
+  // Fence BC (docs/design.md §2): pairs with ~domain()'s acquire load of
+  // cb_completing; without release ~domain() can free this state while the
+  // lines above still touch it.
   cb_completing.fetch_sub(1, std::memory_order_release);  // last touch of *this
 }
 
@@ -373,6 +422,9 @@ std::uint64_t callback_queue::tickets() const noexcept {
 std::uint64_t callback_queue::callbacks_pending() const noexcept {
   // Invocations first: every invocation counted has its ticket counted too,
   // so the difference is never negative.
+  // Fence BT (docs/design.md §2): pairs with complete_batch()'s cb_invoked
+  // add and call()'s ticket; acquire is enough (seq_cst not needed). Without
+  // it the difference can underflow, or read 0 with a callback on its way.
   const std::uint64_t invoked = cb_invoked.load(std::memory_order_seq_cst);
   return tickets() - invoked;
 }
@@ -394,11 +446,16 @@ void callback_queue::check_may_wait_for_callbacks(const char* what) const noexce
 void callback_queue::barrier() {
   check_may_wait_for_callbacks("barrier()");
   if (callbacks_pending() == 0) return;  // every callback queued so far has returned
+  // Fence BT (docs/design.md §2), in tickets(): pairs with call()'s ticket;
+  // a call that happens-before barrier() is counted.
   const std::uint64_t queued_before = tickets();  // callbacks queued before this point
   std::atomic<std::uint32_t> remaining{shard_mask() + 1};
   barrier_marker markers[kMaxShards];
   stage_markers(markers, remaining);
   for (;;) {
+    // Fence BM (docs/design.md §2): pairs with barrier_marker_ran()'s
+    // acq_rel decrement and wake; without acquire this can return before
+    // the callbacks' effects are visible here.
     const std::uint32_t left = remaining.load(std::memory_order_acquire);
     if (left == 0) break;
     futex_wait(remaining, left, std::chrono::nanoseconds(0));
@@ -408,10 +465,16 @@ void callback_queue::barrier() {
   // domain::stats() (callbacks_invoked) when it returns. complete_batch()
   // wakes cb_done_word while cb_hurry (raised by stage_markers) is non-zero.
   for (;;) {
+    // Fence BH (docs/design.md §2): pairs with complete_batch()'s
+    // cb_done_word bump then cb_hurry load (cb_hurry raised in
+    // stage_markers() before this); either it wakes us, or `seen` includes
+    // its bump and acquires the cb_invoked add. Without seq_cst this sleeps
+    // out 10 ms after the batch was counted.
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     if (cb_invoked.load(std::memory_order_seq_cst) >= queued_before) break;
     futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
   }
+  // BH (docs/design.md §2): lowering cb_hurry needs no order (a spare wake).
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -419,6 +482,10 @@ void callback_queue::stage_markers(void* marker_array, std::atomic<std::uint32_t
   auto* markers = static_cast<barrier_marker*>(marker_array);
   // Hurry: the engine skips callback_delay while this is non-zero (the
   // caller lowers it when its markers have run).
+  // Fence BH (docs/design.md §2): pairs with complete_batch()'s cb_done_word
+  // bump then cb_hurry load, before barrier() reads cb_done_word; without
+  // seq_cst complete_batch() can skip the wake barrier() sleeps on. The
+  // engine_step() load is ordered by the kick below, not by seq_cst.
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
   for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
     markers[s].head.func = &barrier_marker_ran;
@@ -444,7 +511,12 @@ bool callback_queue::run_queued_inline() noexcept {
   std::atomic<std::uint32_t> remaining{shard_mask() + 1};
   barrier_marker markers[kMaxShards];
   stage_markers(markers, remaining);
+  // Fence BM (docs/design.md §2): this thread runs its own markers, so the
+  // acquire load only pairs with their decrement in barrier_marker_ran().
   while (remaining.load(std::memory_order_acquire) != 0) {
+    // Fence W3 (docs/design.md §2): a bounded 1 ms poll of the bump in
+    // wake_gp_waiters(), which does not wake this thread (it is not counted
+    // in waiters); seq_cst is not needed.
     const std::uint32_t seen = gp_end_word();
     {
       mutex_lock lk(mutex);
@@ -461,6 +533,7 @@ bool callback_queue::run_queued_inline() noexcept {
       wait_for_gp_end(seen, std::chrono::milliseconds(1));
     }
   }
+  // BH (docs/design.md §2): lowering cb_hurry needs no order (a spare wake).
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
   return true;
 }
@@ -473,13 +546,20 @@ void callback_queue::wait_for_backlog_below(std::uint64_t limit) noexcept {
   if (tls_running_callbacks == this || thread_in_reader()) return;
   if (callbacks_pending() < limit) return;
   lockdep_wait(*whole(), "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
+  // Fence BH (docs/design.md §2): pairs with complete_batch()'s cb_done_word
+  // bump then cb_hurry load, before the cb_done_word load below; without
+  // seq_cst complete_batch() can skip the wake this loop sleeps on.
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
   engine().kick(whole());
   for (;;) {
+    // Fence BH (docs/design.md §2): pairs with complete_batch()'s bump then
+    // cb_hurry load; either it wakes us or `seen` includes its bump. Without
+    // seq_cst this sleeps out 10 ms per completed batch.
     const std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     if (callbacks_pending() < limit) break;
     futex_wait(cb_done_word, seen, std::chrono::milliseconds(10));
   }
+  // BH (docs/design.md §2): lowering cb_hurry needs no order (a spare wake).
   cb_hurry.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -493,6 +573,9 @@ void callback_queue::check_no_readers_at_destruction() noexcept {
   for (;;) {
     bool idle;
     bool batch_out;
+    // Fence BD (docs/design.md §2): a bounded 10 ms poll of complete_batch()'s
+    // bump, which wakes only while cb_hurry != 0 (not raised here); seq_cst
+    // is not needed.
     std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     {
       mutex_lock lk(mutex);

@@ -125,6 +125,9 @@ domain::~domain() {
   while (s->callbacks_pending() != 0) s->barrier();
   engine().forget(s);
   pool().forget(s);
+  // Fence BC (docs/design.md §2): pairs with callback_batch::run()'s
+  // increment and complete_batch()'s release decrement; without it the state
+  // is freed while a complete_batch() still wakes or enqueues it.
   s->wait_for_completing_batches();
   if (s->driver_active()) {
     die(s->name, "destroyed while a thread is inside synchronize() on it");

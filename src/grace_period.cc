@@ -9,33 +9,11 @@
 // heavy barrier, sum locks[i]; equal means idle. docs/design.md argues why a
 // reader that began before synchronize() can never be missed.
 //
-// Ordering table (every fence in the algorithm; readers in detail/reader.h):
-//   A  heavy_barrier() in readers_idle(), between the unlock and lock sums.
-//      Pairs with B and C. With B: a reader whose lock increment the lock sum
-//      misses executes its critical section after A, so it sees everything
-//      the updater wrote before synchronize() (it cannot hold the old
-//      object). With C: an unlock the unlock sum counts comes after the
-//      reader's critical section, and its lock increment is visible to the
-//      lock sum, so locks >= unlocks and equality means no reader is inside.
-//      Without A the two sums could interleave with a reader and report
-//      idle while it runs.
-//   B  reader_fence() after a lock increment (reader side).
-//   C  reader_fence() before an unlock increment (reader side).
-//   E  seq_cst fence before the flip. Pairs with B and C. The scan that just
-//      found the inactive index idle is ordered before the flip, so a reader
-//      that uses the new index was not counted by it. Kept although the
-//      control dependency on the scan already orders it (as in the kernel).
-//   D  seq_cst fence after the flip. Pairs with C: a reader whose unlock
-//      the next scan misses sees the new index on its next lock. Forward
-//      progress only (fewer late stragglers); safety does not depend on it.
-//   S  seq_cst fence in snapshot(), before gp_seq is read. Pairs with the
-//      seq_cst fence G after a grace period starts: the caller's unpublish
-//      is ordered before the first scan of any grace period that the cookie
-//      accepts, so that grace period's A covers it.
-//   G  seq_cst fence after gp_seq enters SCAN1. Pairs with S.
-//   R  gp_seq store-release at the end of a grace period; poll()/done() load
-//      it with acquire, so everything the scans acquired from readers'
-//      unlocks happens-before the caller's reclamation (TSan sees this too).
+// Ordering: every fence and seq_cst operation here is labelled "Fence X
+// (docs/design.md §2)", the one ordering table: A, E, D, S, G, R for the
+// grace period (B, C are the readers' side, include/srcu/domain.h), and the
+// coordination pairs W1, W2, H, X, N, K, BH of the updaters, the engine and
+// the callbacks. docs/design.md §3 is the argument that uses A-S.
 
 #include <sched.h>
 
@@ -57,12 +35,19 @@ grace_periods::grace_periods(domain* self, const domain_options& options, std::u
     : reader_side(self, options, shard_count), stall_timeout(options.stall_timeout) {}
 
 std::uint64_t grace_periods::snapshot() noexcept {
+  // Fence S (docs/design.md §2): pairs with G in advance_locked(); without it
+  // the caller's unpublish can still be in its store buffer when another
+  // driver's A runs, and a cookie that driver ends is done under a reader.
   std::atomic_thread_fence(std::memory_order_seq_cst);  // S: pairs with G
   return seq_snap(gp_seq.load(std::memory_order_acquire));
 }
 
 void grace_periods::request(std::uint64_t cookie) noexcept {
   std::uint64_t needed = gp_seq_needed.load(std::memory_order_relaxed);
+  // Fence H (docs/design.md §2): pairs with release_driver()'s
+  // gp_seq_needed load after driver.store(false); without seq_cst here the
+  // engine can find the role taken while the leaving driver reads the old
+  // need, and nobody drives this cookie's grace period.
   while (!seq_ge(needed, cookie) &&
          !gp_seq_needed.compare_exchange_weak(needed, cookie, std::memory_order_seq_cst,
                                               std::memory_order_relaxed)) {
@@ -70,6 +55,8 @@ void grace_periods::request(std::uint64_t cookie) noexcept {
 }
 
 bool grace_periods::done(std::uint64_t cookie) const noexcept {
+  // Fence R (docs/design.md §2): acquire, pairs with the end of SCAN2 in
+  // advance_locked(); without it the caller's free races with the readers.
   return seq_ge(gp_seq.load(std::memory_order_acquire), cookie);  // R
 }
 
@@ -96,6 +83,10 @@ void grace_periods::wait_for_gp_end(std::uint32_t seen, std::chrono::nanoseconds
 }
 
 void grace_periods::set_callbacks_waiting(bool waiting) noexcept {
+  // Fence N (docs/design.md §2): pairs with wake_gp_waiters()'s load; the
+  // callers hold the mutex, which orders them (seq_cst not needed). Without
+  // it a user thread that ends the callbacks' grace period does not kick
+  // the engine.
   cb_waiting_gp.store(waiting, std::memory_order_seq_cst);
 }
 
@@ -116,13 +107,20 @@ step_result grace_periods::advance_locked(bool* completed) noexcept {
         gp_start_ns.store(monotonic_ns(), std::memory_order_relaxed);
         SRCU_TRACE(gp_start, name, (seq >> 2) + 1);
         gp_seq.store(seq + 1, std::memory_order_relaxed);
+        // Fence G (docs/design.md §2): pairs with S in snapshot(); without it
+        // this grace period's scans can miss the unpublish of a caller whose
+        // cookie it ends.
         std::atomic_thread_fence(std::memory_order_seq_cst);  // G: pairs with S
         break;
       case kStateScan1:
         if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
         SRCU_INJECT("advance: scan 1 done, before the flip");
+        // Fence E (docs/design.md §2): pairs with B and C; without it SCAN1
+        // may count readers of the new index and retry. Safety does not use it.
         std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B and C
         reader_index().store(index + 1, std::memory_order_relaxed);
+        // Fence D (docs/design.md §2): pairs with C; without it readers take
+        // the old index longer and SCAN2 retries more. Liveness only.
         std::atomic_thread_fence(std::memory_order_seq_cst);  // D: pairs with C
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         SRCU_INJECT("advance: flipped, before scan 2");
@@ -130,6 +128,9 @@ step_result grace_periods::advance_locked(bool* completed) noexcept {
       case kStateScan2:
         // After the flip the inactive index is the one readers used before it.
         if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
+        // Fence R (docs/design.md §2): pairs with the acquire loads in done(),
+        // poll(), grace_periods_completed(); without it a waiter's free races
+        // with the readers' critical sections in the C++ model (TSan reports it).
         gp_seq.store((seq | kStateMask) + 1, std::memory_order_release);  // R
         *completed = true;
         note_gp_end(seq);
@@ -140,21 +141,36 @@ step_result grace_periods::advance_locked(bool* completed) noexcept {
 
 // Called after a grace period ended, with no lock held.
 void grace_periods::wake_gp_waiters() noexcept {
+  // Fence W1 (docs/design.md §2): pairs with wait_for()'s waiters.fetch_add
+  // and gp_done_word load; without seq_cst this can read waiters == 0 while
+  // a waiter reads the old gp_done_word, and synchronize() sleeps out its
+  // 10 ms timeout after its grace period ended.
   gp_done_word.fetch_add(1, std::memory_order_seq_cst);
   if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
   // Callbacks may have been waiting for this one; the engine moves them on.
+  // Fence N (docs/design.md §2): pairs with the cb_waiting_gp stores in
+  // drain_staged() and advance_ready_locked(), made under the mutex this
+  // thread released after ending the grace period; the mutex orders them
+  // (seq_cst not needed). Without the kick the segment waits for another.
   if (cb_waiting_gp.load(std::memory_order_seq_cst)) engine().kick(whole());
 }
 
-// The driver role changes hands here. The seq_cst store of `driver` and the
-// seq_cst loads after it pair with the seq_cst request() and driver load in
-// start_poll()/drive_once(): either the engine sees the role free, or the
-// leaving driver sees the larger gp_seq_needed and hands it to the engine.
+// The driver role changes hands here: either the engine sees the role free,
+// or the leaving driver sees the larger gp_seq_needed and hands it to the
+// engine (Fence H), and a waiter asleep on the role is woken (Fence W2).
 void grace_periods::release_driver(bool hand_to_engine) noexcept {
+  // Fences W2 and H (docs/design.md §2): this store is ordered before the
+  // waiters and gp_seq_needed loads below; W2 pairs with wait_for()'s driver
+  // load before it sleeps, H with request() then the driver load in
+  // drive_once(). Without seq_cst a waiter sleeps out 10 ms with nobody
+  // driving (W2), or the engine drops the domain while this load misses its
+  // need and no kick follows (H).
   driver.store(false, std::memory_order_seq_cst);
   SRCU_INJECT("release_driver: role released, before the hand-off");
   // Waiters that found the role taken sleep on gp_done_word; one of them
   // takes over if it still needs a grace period.
+  // Fence W2 (docs/design.md §2): pairs with wait_for()'s waiters.fetch_add,
+  // gp_done_word load and driver load; see driver.store above.
   if (waiters.load(std::memory_order_seq_cst) != 0) {
     gp_done_word.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(gp_done_word);
@@ -162,6 +178,9 @@ void grace_periods::release_driver(bool hand_to_engine) noexcept {
   // A woken waiter whose cookie is already done just leaves, and the engine
   // dropped this domain when it found the role taken: hand start_poll()'s
   // outstanding grace periods back to the engine whatever the waiters do.
+  // Fence H (docs/design.md §2): the gp_seq_needed load pairs with request()
+  // in start_poll()/engine_step() and the driver load in drive_once(); the
+  // gp_seq load needs no order (a stale value only adds a kick).
   if (hand_to_engine && !seq_ge(gp_seq.load(std::memory_order_seq_cst),
                                 gp_seq_needed.load(std::memory_order_seq_cst))) {
     engine().kick(whole());
@@ -179,6 +198,10 @@ step_result grace_periods::step_as_driver(bool* completed) noexcept {
 }
 
 step_result grace_periods::drive_once() noexcept {
+  // Fence H (docs/design.md §2): after the engine's request(), pairs with
+  // release_driver()'s driver.store(false) then gp_seq_needed load; without
+  // seq_cst the engine sees the role taken, the leaving driver misses the
+  // need, and the grace period is never started.
   if (driver.load(std::memory_order_seq_cst) ||
       driver.exchange(true, std::memory_order_seq_cst)) {
     return step_result::kDone;  // the driver hands back in release_driver()
@@ -246,6 +269,9 @@ class backoff {
     const std::uint64_t cap_ns = fast ? 1'000'000 : 10'000'000;
     const unsigned shift = std::min(attempt, 20u);
     const std::uint64_t ns = std::min(cap_ns, base_ns << shift);
+    // Fence X (docs/design.md §2): pairs with wait_for()'s kick_word bump for
+    // an expedited caller; best effort, bounded by this nap: a bump before
+    // this load is lost and the caller waits out the nap.
     const std::uint32_t k = kick_word_.load(std::memory_order_acquire);
     futex_wait(kick_word_, k, std::chrono::nanoseconds(ns));
   }
@@ -263,9 +289,16 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
   if (done(cookie)) return;
   request(cookie);
   SRCU_INJECT("wait_for: requested, before counting as a waiter");
+  // Fences W1 and W2 (docs/design.md §2): pairs with the waiters loads in
+  // wake_gp_waiters() and release_driver(); counted before gp_done_word is
+  // read below, so either they see this thread counted and wake it, or its
+  // `seen` includes their bump. Without seq_cst it sleeps through the wake.
   waiters.fetch_add(1, std::memory_order_seq_cst);
   if (expedited) {
     expedited_waiters.fetch_add(1, std::memory_order_relaxed);
+    // Fence X (docs/design.md §2): pairs with backoff::wait()'s kick_word
+    // load; best effort (a kick the driver misses costs one nap), so the
+    // seq_cst on this load is not needed.
     if (driver.load(std::memory_order_seq_cst)) {
       kick_word.fetch_add(1, std::memory_order_release);
       futex_wake(kick_word);  // a normal-mode driver shortens its sleep
@@ -273,10 +306,14 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
   }
   backoff wait(expedited, expedited_waiters, kick_word);
   while (!done(cookie)) {
+    // Fence W2 (docs/design.md §2): only a filter before the exchange
+    // (seq_cst not needed); W2's end is the driver load before futex_wait.
     if (!driver.load(std::memory_order_seq_cst) &&
         !driver.exchange(true, std::memory_order_acquire)) {
       // This thread drives until its own grace period is over. It stops
       // counting itself as a waiter, so a lone driver makes no futex_wake.
+      // W1/W2 (docs/design.md §2): a decrement needs no order; a waker that
+      // still counts this thread only makes a spare wake.
       waiters.fetch_sub(1, std::memory_order_seq_cst);
       while (!done(cookie)) {
         bool completed = false;
@@ -299,11 +336,18 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
     // running, so each of the driver's membarrier() calls must interrupt it
     // (measured ~10 us instead of ~0.35 us on the 2-vCPU VM); two callers
     // were 32x slower than one with a spin, 4.8x without.
+    // Fences W1 and W2 (docs/design.md §2): `seen` pairs with the
+    // gp_done_word bumps in wake_gp_waiters() and release_driver(), read
+    // after this thread was counted in waiters; reading a bump also acquires
+    // the gp_seq that done() checks. The driver load pairs with
+    // release_driver()'s driver.store(false) (W2). Without seq_cst this
+    // thread sleeps out the 10 ms timeout after its wake was skipped.
     const std::uint32_t seen = gp_done_word.load(std::memory_order_seq_cst);
     if (done(cookie)) break;
     if (!driver.load(std::memory_order_seq_cst)) continue;
     futex_wait(gp_done_word, seen, std::chrono::milliseconds(10));
   }
+  // W1/W2 (docs/design.md §2): a decrement needs no order (a spare wake).
   waiters.fetch_sub(1, std::memory_order_seq_cst);
   if (expedited) expedited_waiters.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -386,6 +430,9 @@ poll_cookie domain::get_poll_cookie() noexcept { return poll_cookie(state_->snap
 poll_cookie domain::start_poll() noexcept {
   const std::uint64_t cookie = state_->snapshot();
   if (!state_->done(cookie)) {
+    // Fence H (docs/design.md §2): request() is seq_cst; the engine this
+    // kicks checks the driver role after it, and release_driver() re-kicks
+    // the engine if a leaving driver sees this need unmet.
     state_->request(cookie);
     detail::engine().kick(state_);
   }
@@ -395,6 +442,7 @@ poll_cookie domain::start_poll() noexcept {
 bool domain::poll(poll_cookie cookie) const noexcept { return state_->done(cookie.seq_); }
 
 std::uint64_t domain::grace_periods_completed() const noexcept {
+  // Fence R (docs/design.md §2): acquire, pairs with the end of SCAN2.
   return state_->completed();
 }
 

@@ -58,16 +58,20 @@ void heavy_barrier_reinit_after_fork() noexcept {
 void heavy_barrier() noexcept {
 #if SRCU_TSAN
   // TSan cannot see the membarrier IPIs; readers fence for real under TSan.
+  // Fence A (docs/design.md §2): pairs with B and C, real fences under TSan.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
   if (g_use_membarrier.load(std::memory_order_relaxed)) {
-    // A full barrier on every CPU running a thread of this process; pairs
-    // with the compiler barriers B and C in readers.
+    // Fence A (docs/design.md §2): a full barrier on every CPU running a
+    // thread of this process; pairs with the compiler barriers B and C in
+    // readers. Without it a scan misses a reader that reads the old pointer.
     if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
     static const char kMsg[] = "srcu: membarrier(PRIVATE_EXPEDITED) failed after registration\n";
     (void)!::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
     std::abort();
   }
+  // Fence A (docs/design.md §2), fallback: pairs with B and C, which are real
+  // seq_cst fences in this mode (g_readers_fence).
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }

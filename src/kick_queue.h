@@ -24,24 +24,35 @@ struct kick_node {
 class kick_queue {
  public:
   void kick(kick_node* n) noexcept {
+    // Fence Q2 (docs/design.md §2): pairs with take_all()'s clear of queued;
+    // without the flag a node is pushed twice. A kick that returns here has
+    // no happens-before to the step that follows take_all() (see the table).
     if (n->queued.exchange(true, std::memory_order_acq_rel)) return;  // already on the stack
     kick_node* head = pending_.load(std::memory_order_relaxed);
     do {
       n->next = head;
     } while (!pending_.compare_exchange_weak(head, n, std::memory_order_release,
                                              std::memory_order_relaxed));
+    // Fence Q1 (docs/design.md §2): pairs with sleep()'s sleeping_ store and
+    // futex compare of wake_word_; without seq_cst this can read sleeping_
+    // false while the consumer's futex reads the old word: it sleeps with
+    // the node queued.
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_word_, 1);
   }
 
   // Wakes the consumer without queueing a node (it re-runs its loop).
   void wake() noexcept {
+    // Fence Q1 (docs/design.md §2): as in kick(); pairs with sleep().
     wake_word_.fetch_add(1, std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_seq_cst)) futex_wake(wake_word_, 1);
   }
 
   // Consumer: read before take_all(), pass to sleep().
   std::uint32_t wake_generation() const noexcept {
+    // Fence Q1 (docs/design.md §2): pairs with kick()'s bump; acquire is
+    // enough (seq_cst not needed): a push whose bump this reads is seen by
+    // take_all(), a later one moves the word before sleep()'s futex compare.
     return wake_word_.load(std::memory_order_seq_cst);
   }
 
@@ -49,10 +60,16 @@ class kick_queue {
   // queues it again). `f(owner)` is called per node.
   template <class F>
   void take_all(F&& f) {
+    // Fence Q2 (docs/design.md §2): acquires the pushes; the clear of queued
+    // below pairs with kick()'s exchange. A kick folded into a pending one
+    // is not acquired here: only the service mutex's unlock before the step
+    // orders it in practice; exchange(false, acq_rel) would in the model.
     kick_node* n = pending_.exchange(nullptr, std::memory_order_acquire);
     while (n != nullptr) {
       kick_node* next = n->next;
       n->next = nullptr;
+      // Fence Q2 (docs/design.md §2): pairs with kick()'s exchange; a later
+      // kick queues the node again.
       n->queued.store(false, std::memory_order_release);
       f(n->owner);
       n = next;
@@ -61,6 +78,11 @@ class kick_queue {
 
   // Consumer: sleeps unless kicked since `generation` (timeout <= 0: forever).
   void sleep(std::uint32_t generation, std::chrono::nanoseconds timeout) noexcept {
+    // Fence Q1 (docs/design.md §2): pairs with kick()/wake()'s wake_word_
+    // bump then sleeping_ load; the futex compares wake_word_ after this
+    // store. Without seq_cst both sides read the other's old value and the
+    // engine sleeps through a kick. The pending_ check only saves the system
+    // call (seq_cst not needed).
     sleeping_.store(true, std::memory_order_seq_cst);
     if (pending_.load(std::memory_order_seq_cst) == nullptr) {
       futex_wait(wake_word_, generation, timeout);

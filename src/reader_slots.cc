@@ -266,6 +266,9 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
     ++i;
   });
   SRCU_INJECT("readers_idle: after the unlock sum");
+  // Fence A (docs/design.md §2): pairs with B and C in the readers
+  // (include/srcu/domain.h); without it the sums can miss a reader that reads
+  // the old pointer, or count an unlock without its lock: a false idle.
   heavy_barrier();  // A: pairs with B and C
   SRCU_INJECT("readers_idle: after the heavy barrier");
   // Second pass: lock counts. By A (with B and C) a block's locks read now

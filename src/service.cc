@@ -113,6 +113,9 @@ void service::run() {
   std::vector<domain_state*> batch;
   std::vector<service_result> results;
   for (;;) {
+    // Fence Q1 (docs/design.md §2): read before take_all(), passed to
+    // sleep(); pairs with kick()/wake()'s bump. Without it a kick between
+    // take_all() and the sleep is slept through.
     const std::uint32_t generation = queue_.wake_generation();
     std::uint64_t now = monotonic_ns();
     std::uint64_t next_due = tick_ != nullptr ? tick_(now) : ~std::uint64_t{0};

@@ -38,6 +38,8 @@ struct c_api {
   static domain& of(srcu_struct* ssp) noexcept {
     if (SRCU_UNLIKELY(ssp == nullptr)) die("(null)", "srcu_struct pointer is null");
     std::atomic_ref<void*> slot(ssp->srcu_domain_);
+    // Fence U1 (docs/design.md §2): pairs with create_on_first_use()'s CAS;
+    // without acquire a caller uses a domain whose construction it misses.
     void* d = slot.load(std::memory_order_acquire);
     if (SRCU_LIKELY(d != nullptr)) return *static_cast<domain*>(d);
     return create_on_first_use(ssp);
@@ -51,8 +53,8 @@ struct c_api {
     if (fresh == nullptr) die(name, "out of memory creating a DEFINE_SRCU() structure on first use");
     std::atomic_ref<void*> slot(ssp->srcu_domain_);
     void* expected = nullptr;
-    // Release: pairs with the acquire load in of(): whoever finds the
-    // pointer finds the domain constructed.
+    // Fence U1 (docs/design.md §2). Release: pairs with the acquire load in
+    // of(): whoever finds the pointer finds the domain constructed.
     if (slot.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       return *fresh;
@@ -191,9 +193,11 @@ bool poll_state_synchronize_srcu(srcu_struct* ssp, unsigned long cookie) {
 int srcu_c_compiler_zero_(void) { return 0; }
 
 void srcu_c_release_fence_(void) {
-  // Orders the caller's initialisation of the object before the plain store
-  // that publishes it (rcu_assign_pointer() without GCC/Clang builtins);
-  // pairs with the reader's address dependency.
+  // Fence U2 (docs/design.md §2): orders the caller's initialisation of the
+  // object before the plain store that publishes it (rcu_assign_pointer()
+  // without GCC/Clang builtins); pairs with the reader's address dependency
+  // in srcu_dereference(). Without it a reader follows the new pointer into
+  // uninitialised memory.
   std::atomic_thread_fence(std::memory_order_release);
 }
 

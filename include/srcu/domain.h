@@ -344,6 +344,9 @@ SRCU_ALWAYS_INLINE read_token domain::read_lock() noexcept {
   if (SRCU_UNLIKELY(slot == nullptr)) slot = register_reader();
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
   detail::bump_private(slot->locks[idx]);
+  // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
+  // the critical section's loads pass the lock increment, and a reader the
+  // scan misses reads the old pointer.
   detail::reader_fence();  // B: pairs with A in readers_idle()
   return read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(slot)) |
                     idx);
@@ -353,6 +356,9 @@ SRCU_ALWAYS_INLINE void domain::read_unlock(read_token token) noexcept {
 #if SRCU_DEBUG
   check_unlock(token, detail::kThreadFlavour);
 #endif
+  // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
+  // a critical-section access passes the unlock increment and runs after
+  // the updater counted the unlock and freed the object.
   detail::reader_fence();  // C: pairs with A in readers_idle()
   auto* slot = reinterpret_cast<detail::counter_pair*>(token.raw_ & detail::kBlockMask);
   detail::bump_private(slot->unlocks[token.raw_ & detail::kIndexBit]);
@@ -363,6 +369,9 @@ SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
   detail::shard_block* shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
   detail::bump_shared(shard->locks[idx]);
+  // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
+  // the critical section's loads pass the lock increment, and a reader the
+  // scan misses reads the old pointer.
   detail::reader_fence();  // B: pairs with A in readers_idle()
 #if SRCU_DEBUG
   if (f == detail::kSignalSafeFlavour) detail::debug_signal_safe_enter(this);
@@ -378,6 +387,9 @@ SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour 
 #else
   (void)f;
 #endif
+  // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
+  // a critical-section access passes the unlock increment and runs after
+  // the updater counted the unlock and freed the object.
   detail::reader_fence();  // C: pairs with A in readers_idle()
   auto* shard = reinterpret_cast<detail::counter_pair*>(token.raw_ & detail::kBlockMask);
   detail::bump_shared(shard->unlocks[token.raw_ & detail::kIndexBit]);

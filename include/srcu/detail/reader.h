@@ -1,7 +1,7 @@
 // Internals the inline reader fast path needs: the counter block, the
 // per-thread slot table, and the reader-side fences. Nothing here is API.
 //
-// Ordering (the full table, with the updater's side, is in src/grace_period.cc):
+// Ordering (the one table, with the updater's side, is docs/design.md §2):
 //   B  reader_fence() after a lock increment   pairs with A (heavy barrier in
 //      readers_idle()) — a reader the scan misses sees the updater's writes.
 //   C  reader_fence() before an unlock increment pairs with A — a reader's
@@ -95,11 +95,19 @@ SRCU_ALWAYS_INLINE counter_block* this_thread_slot(std::uint32_t domain_id) noex
 // B / C: see the table above.
 SRCU_ALWAYS_INLINE void reader_fence() noexcept {
 #if SRCU_TSAN
+  // Fences B and C (docs/design.md §2) under TSan: pair with A, which is a
+  // seq_cst fence there too.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
   if (SRCU_UNLIKELY(g_readers_fence.load(std::memory_order_relaxed))) {
+    // Fences B and C (docs/design.md §2), fallback: pair with A's seq_cst
+    // fence in heavy_barrier(); without it the CPU reorders the counter
+    // store with the critical section.
     std::atomic_thread_fence(std::memory_order_seq_cst);
   } else {
+    // Fences B and C (docs/design.md §2) with membarrier: pair with A's
+    // membarrier(); without it the compiler moves critical-section accesses
+    // across the counter store.
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
 #endif
@@ -107,7 +115,8 @@ SRCU_ALWAYS_INLINE void reader_fence() noexcept {
 
 // Under TSan every counter access is seq_cst so that TSan sees the reader's
 // unlock as released to the updater's acquiring sum (the happens-before edge
-// that membarrier provides invisibly).
+// that membarrier provides invisibly). Not a pair of its own: it makes B/C
+// with A visible to TSan (docs/design.md §2, §4).
 inline constexpr std::memory_order kCounterOrder =
     SRCU_TSAN ? std::memory_order_seq_cst : std::memory_order_relaxed;
 
