@@ -10,6 +10,8 @@
 #      FAILURE, caught by the reader pipe check
 #   4. the spin model: no error; its busted variants: a counterexample
 #   5. the libFuzzer target, if fuzz/run.sh exists: no failure
+# The torture scenarios are named configs, torture/configs/NAME.conf
+# (srcu-torture --config NAME); the durations given here override theirs.
 #   scripts/correctness.sh [torture-seconds=30] [fuzz-seconds=60]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,15 +38,15 @@ for preset in release tsan; do
   cmake --build --preset "$preset" -j "$(nproc)" --target srcu-torture
 done
 
-echo "=== srcu-torture, release, ${seconds} s"
-status=0; ./build/release/torture/srcu-torture --duration "$seconds" | tee /tmp/srcu-torture.log || status=$?
+echo "=== srcu-torture --config default, release, ${seconds} s"
+status=0; ./build/release/torture/srcu-torture --config default --duration "$seconds" | tee /tmp/srcu-torture.log || status=$?
 expect_verdict SUCCESS /tmp/srcu-torture.log $status
 [ $status -eq 0 ] || { echo "correctness: SUCCESS but exit $status"; exit 1; }
 
-echo "=== srcu-torture, ThreadSanitizer, library fault injection, ${seconds} s"
+echo "=== srcu-torture --config tsan-faults, ThreadSanitizer, library fault injection, ${seconds} s"
 status=0
 TSAN_OPTIONS="halt_on_error=1 die_after_fork=0" \
-  ./build/tsan/torture/srcu-torture --duration "$seconds" --lib-fault-prob 0.01 \
+  ./build/tsan/torture/srcu-torture --config tsan-faults --duration "$seconds" \
   > /tmp/srcu-torture-tsan.log 2>&1 || status=$?
 tail -n 12 /tmp/srcu-torture-tsan.log
 if grep -q "WARNING: ThreadSanitizer" /tmp/srcu-torture-tsan.log; then
@@ -52,16 +54,16 @@ if grep -q "WARNING: ThreadSanitizer" /tmp/srcu-torture-tsan.log; then
 fi
 expect_verdict SUCCESS /tmp/srcu-torture-tsan.log $status
 
-echo "=== srcu-torture --busted (must fail)"
-status=0; ./build/release/torture/srcu-torture --busted --duration 10 > /tmp/srcu-busted.log 2>&1 || status=$?
+echo "=== srcu-torture --config busted (must fail)"
+status=0; ./build/release/torture/srcu-torture --config busted > /tmp/srcu-busted.log 2>&1 || status=$?
 tail -n 3 /tmp/srcu-busted.log
 expect_verdict FAILURE /tmp/srcu-busted.log $status
 [ $status -eq 1 ] || { echo "correctness: busted run exited $status, not 1"; exit 1; }
 expect_pipe_errors /tmp/srcu-busted.log
 
-echo "=== srcu-torture --busted=early-flip (must fail)"
+echo "=== srcu-torture --config busted-early-flip (must fail)"
 status=0
-./build/release/torture/srcu-torture --busted=early-flip --duration 15 > /tmp/srcu-busted-early-flip.log 2>&1 \
+./build/release/torture/srcu-torture --config busted-early-flip > /tmp/srcu-busted-early-flip.log 2>&1 \
   || status=$?
 tail -n 3 /tmp/srcu-busted-early-flip.log
 expect_verdict FAILURE /tmp/srcu-busted-early-flip.log $status
