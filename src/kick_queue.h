@@ -24,9 +24,10 @@ struct kick_node {
 class kick_queue {
  public:
   void kick(kick_node* n) noexcept {
-    // Fence Q2 (docs/design.md §2): pairs with take_all()'s clear of queued;
-    // without the flag a node is pushed twice. A kick that returns here has
-    // no happens-before to the step that follows take_all() (see the table).
+    // Fence Q2 (docs/design.md §2): pairs with take_all()'s exchange(false):
+    // without the flag a node is pushed twice; without release here a kick
+    // folded into a pending one does not order what its caller wrote before
+    // it (cb_staged, gp_seq_needed) before the step that follows take_all().
     if (n->queued.exchange(true, std::memory_order_acq_rel)) return;  // already on the stack
     kick_node* head = pending_.load(std::memory_order_relaxed);
     do {
@@ -61,16 +62,17 @@ class kick_queue {
   template <class F>
   void take_all(F&& f) {
     // Fence Q2 (docs/design.md §2): acquires the pushes; the clear of queued
-    // below pairs with kick()'s exchange. A kick folded into a pending one
-    // is not acquired here: only the service mutex's unlock before the step
-    // orders it in practice; exchange(false, acq_rel) would in the model.
+    // below acquires the kicks folded into them.
     kick_node* n = pending_.exchange(nullptr, std::memory_order_acquire);
     while (n != nullptr) {
       kick_node* next = n->next;
       n->next = nullptr;
-      // Fence Q2 (docs/design.md §2): pairs with kick()'s exchange; a later
-      // kick queues the node again.
-      n->queued.store(false, std::memory_order_release);
+      // Fence Q2 (docs/design.md §2): pairs with kick()'s exchange. An RMW,
+      // so it reads the last kick that found the flag set and acquires what
+      // that kicker wrote; a later kick queues the node again. (A plain
+      // store acquired nothing: the step could miss a folded kick's
+      // cb_staged or gp_seq_needed in the C++ model.)
+      n->queued.exchange(false, std::memory_order_acq_rel);
       f(n->owner);
       n = next;
     }
