@@ -45,7 +45,6 @@ extern constinit thread_local domain_state* tls_running_callbacks;  // callbacks
 namespace {
 
 enum node_kind : std::uintptr_t { kReaders = 0, kCallbacks = 1, kMutex = 2 };
-constexpr std::uintptr_t kKindMask = 3;
 
 std::uintptr_t key(const void* object, node_kind kind) noexcept {
   return reinterpret_cast<std::uintptr_t>(object) | kind;
@@ -121,10 +120,18 @@ std::vector<held_node> held_by_this_thread() {
   return held;
 }
 
+void write_edge(graph& gr, std::uintptr_t a, std::uintptr_t b, const std::string& op)
+    SRCU_REQUIRES(gr.mutex) {
+  message m;
+  m << "srcu: deadlock:   " << gr.names[a].c_str() << " -> " << gr.names[b].c_str() << ": " << op.c_str();
+  m.write_to_stderr();
+}
+
 // Detector mutex held. Writes the cycle closed by from -> to and aborts.
 [[noreturn]] void report_cycle(graph& gr, std::uintptr_t from, std::uintptr_t to,
                                const std::string& how,
-                               const std::unordered_map<std::uintptr_t, std::pair<std::uintptr_t, const edge*>>& via) {
+                               const std::unordered_map<std::uintptr_t, std::pair<std::uintptr_t, const edge*>>& via)
+    SRCU_REQUIRES(gr.mutex) {
   std::vector<std::pair<std::uintptr_t, const edge*>> path;  // to -> ... -> from, reversed
   for (std::uintptr_t n = from; n != to;) {
     const auto& step = via.at(n);
@@ -136,14 +143,8 @@ std::vector<held_node> held_by_this_thread() {
   head << "srcu: possible deadlock: a cycle of waits between domains and mutexes "
           "(each line: a thread holding the first waited for the second):";
   head.write_to_stderr();
-  auto line = [&](std::uintptr_t a, std::uintptr_t b, const std::string& op) {
-    message m;
-    m << "srcu: deadlock:   " << gr.names[a].c_str() << " -> " << gr.names[b].c_str() << ": "
-      << op.c_str();
-    m.write_to_stderr();
-  };
-  line(from, to, how + " (this thread, now)");
-  for (const auto& [prev, e] : path) line(prev, e->to, e->how);
+  write_edge(gr, from, to, how + " (this thread, now)");
+  for (const auto& [prev, e] : path) write_edge(gr, prev, e->to, e->how);
   message tail;
   tail << "srcu: deadlock: aborting (debug build: the deadlock detector, srcu/tracked_mutex.h)";
   die(tail);

@@ -257,11 +257,14 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
   }  // (more unlocks than locks goes on to the full check, which reports it)
   // First pass: every block's unlock count, kept block by block.
   std::uint64_t shard_unlocks[kMaxShards];
+  // The scratch of the slots, then of the shards (both stable: mutex held).
+  const std::uint32_t slots = slots_handed_out;
+  std::uint64_t* const slot_unlocks = scan_unlocks.get();
   std::uint64_t unlocks = 0;
   std::uint32_t i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
     const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
-    (i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out]) = u;
+    (i < slots ? slot_unlocks[i] : shard_unlocks[i - slots]) = u;
     unlocks += u;
     ++i;
   });
@@ -280,7 +283,7 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
   i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
     const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
-    const std::uint64_t u = i < slots_handed_out ? scan_unlocks[i] : shard_unlocks[i - slots_handed_out];
+    const std::uint64_t u = i < slots ? slot_unlocks[i] : shard_unlocks[i - slots];
     if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
     locks += l;
     ++i;

@@ -94,6 +94,7 @@ void service::unlink_locked(service_slot* s) {
 
 void service::absorb_locked() {
   queue_.take_all([this](domain_state* d) {
+    mutex_.assert_held();  // called back from absorb_locked()
     service_slot& s = d->*slot_;
     if (s.dying) return;
     s.backoff_ns = 0;
