@@ -22,8 +22,8 @@
 /// @endcode
 ///
 /// Why a domain, not one global RCU: a reader that blocks for seconds in domain
-/// A delays only A's grace periods. Domains are cheap (no thread each; a few
-/// hundred bytes until threads read them) and may be created by the thousand.
+/// A delays only A's grace periods. Domains are cheap (no thread each; memory
+/// under Overheads below) and may be created by the thousand.
 ///
 /// When not to use it: for data written as often as it is read (a mutex is
 /// simpler), or when readers must see the newest value at every instant.
@@ -42,19 +42,28 @@
 ///    read_lock_signal_safe()/read_unlock_signal_safe(), down_read()/up_read()
 ///    (and their guards in srcu/read_guard.h), call(head, func), in_reader()
 ///    and the polled start_poll()/get_poll_cookie()/poll(). Not read_lock()
-///    (its first call on a thread allocates), synchronize(), barrier(),
-///    call(f) or retire() (they allocate).
+///    (its first call of each domain on a thread may allocate), synchronize()
+///    or barrier() (they wait), call(f) or retire() (they allocate).
 ///  - Thread exit inside a read_lock() section is a bug; it is reported.
-///  - Exceptions: nothing here throws except through allocation failure in a
-///    thread's first read_lock() on a domain, which then terminates (noexcept).
+///  - Exceptions: the constructors, call(f) and retire() throw std::bad_alloc
+///    when allocation fails, and call(f) and retire() pass on what copying or
+///    moving f or d throws. Every other member is noexcept. The first
+///    read_lock() (or lock(), read_guard) of each domain on each thread may
+///    allocate: a slot chunk for the domain, the thread's record, a larger
+///    slot table for the thread. An allocation failure there calls
+///    std::terminate. Later read_lock()s of that domain on that thread never
+///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (bench/srcu_bench, 2-vCPU VM, 2026-11-25; docs/benchmarks.md):
-///  read_lock+read_unlock pair 1.6 ns (0.84x liburcu-memb's inline pair);
-///  signal-safe and down/up pairs 4.8-5.0 ns (one uncontended atomic RMW
-///  each, 1.2x a bare fetch_add/fetch_sub pair); synchronize_expedited 1.1 us
-///  p50 with no other thread running, 17.5 us with a reader spinning on the
-///  other CPU (two membarrier(2) calls; urcu-memb 17.1 us); call() 8 ns.
-///  A domain costs ~780 bytes on a 2-CPU machine.
+/// Overheads (one run of bench/run, 2026-11-25, a 2-vCPU AMD EPYC VM, GCC 12.2
+/// -O3; medians; every row in docs/perf/report.md, read in docs/perf/README.md):
+///  read_lock, a read, read_unlock on one thread 1.66 ns (liburcu-memb's
+///  inline pair 1.92 ns; the run shows no difference); the signal-safe and
+///  down/up pairs 4.9-5.0 ns (one atomic RMW each; a bare fetch_add/fetch_sub
+///  pair 4.2 ns); synchronize_expedited 1.14 us with no reader, 20.2 us with
+///  a reader spinning on the other CPU (two membarrier(2) calls; urcu-memb
+///  21.1 us); call() 5.45 ns. A domain read by one thread allocates 1,058
+///  bytes on 2 CPUs: per-CPU shards, grace-period and callback state, the
+///  first chunk of reader slots.
 #pragma once
 
 #include <atomic>
@@ -143,8 +152,8 @@ class domain {
   /// read_lock: enters a read-side critical section on this thread. Nestable;
   ///   may be held across blocking calls. Wait-free: no atomic RMW, no fence
   ///   (the updater pays with membarrier). The first call on a thread for a
-  ///   domain takes a slot (allocates, takes a library lock); later calls
-  ///   never allocate.
+  ///   domain takes a slot (may allocate, takes a library lock; an allocation
+  ///   failure calls std::terminate); later calls never allocate.
   /// read_unlock: ends it; the same thread, the token read_lock returned.
   /// Synchronizes-with: a synchronize() that waits for this reader returns
   ///   after read_unlock(); everything the reader read happens-before it.
@@ -305,9 +314,9 @@ class domain {
   void check_unlock(read_token token, detail::flavour f) const noexcept;
 
   // Hot and read-mostly: the only fields the fast path touches (index_ is
-  // written twice per grace period). Not cache-line aligned on purpose: a
-  // domain costs ~0.9 KB in all (100,000 domains < 100 MB on a 2-CPU
-  // machine); align the object yourself if hot data would sit next to it.
+  // written twice per grace period). Not cache-line aligned on purpose:
+  // domains are meant to be small and numerous (memory: Overheads, top of
+  // this file); align the object yourself if hot data would sit next to it.
   std::atomic<std::uint64_t> index_{0};  // bit 0: the index new readers use
   std::uint32_t id_ = 0;                 // key into each thread's slot table
   std::uint32_t shard_mask_ = 0;         // shards_ has shard_mask_ + 1 blocks

@@ -7,7 +7,7 @@
 
 // SRCU_TSAN: 1 when compiled under ThreadSanitizer. TSan does not understand
 // membarrier(2) or signal fences, so under TSan the reader fast path uses
-// orderings TSan can see (DESIGN.md section 4).
+// orderings TSan can see (docs/design.md §4, "ThreadSanitizer").
 #if defined(__SANITIZE_THREAD__)
 #define SRCU_TSAN 1
 #elif defined(__has_feature)

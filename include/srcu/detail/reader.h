@@ -73,7 +73,7 @@ inline constexpr std::uintptr_t kFlavourMask = 3u << kFlavourShift;
 inline constexpr std::uintptr_t kBlockMask = ~std::uintptr_t{63};
 
 // This thread's slots, indexed by domain id; trivially initialised so the
-// compiler emits no TLS init wrapper (DESIGN.md section 4).
+// compiler emits no TLS init wrapper (docs/design.md §1.1).
 struct thread_slot_table {
   std::atomic<counter_block*>* slots;
   std::uint32_t capacity;
