@@ -2,7 +2,8 @@
 # The correctness checks beyond the test suite (issue: torture, model,
 # fuzzer), each with the verdict it must reach:
 #   1. srcu-torture, default configuration (callback delivery scenarios
-#      included), release build: SUCCESS
+#      included), release build: SUCCESS; then the stressors configuration
+#      (signal storm, thread churn, fork): SUCCESS
 #   2. srcu-torture under ThreadSanitizer, with random delays at labelled
 #      points inside the library: SUCCESS and no TSan report
 #   3. srcu-torture --busted and --busted=early-flip (its own broken grace
@@ -42,6 +43,12 @@ echo "=== srcu-torture --config default, release, ${seconds} s"
 status=0; ./build/release/torture/srcu-torture --config default --duration "$seconds" | tee /tmp/srcu-torture.log || status=$?
 expect_verdict SUCCESS /tmp/srcu-torture.log $status
 [ $status -eq 0 ] || { echo "correctness: SUCCESS but exit $status"; exit 1; }
+
+echo "=== srcu-torture --config stressors, release, 15 s (signal storm, thread churn, fork)"
+status=0; ./build/release/torture/srcu-torture --config stressors --duration 15 > /tmp/srcu-stressors.log 2>&1 || status=$?
+tail -n 3 /tmp/srcu-stressors.log
+expect_verdict SUCCESS /tmp/srcu-stressors.log $status
+[ $status -eq 0 ] || { echo "correctness: stressors SUCCESS but exit $status"; exit 1; }
 
 echo "=== srcu-torture --config tsan-faults, ThreadSanitizer, library fault injection, ${seconds} s"
 status=0

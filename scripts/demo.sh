@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target srcu-torture
-./build/release/torture/srcu-torture "$@"
+./build/release/torture/srcu-torture --config default "$@"

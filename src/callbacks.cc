@@ -414,6 +414,9 @@ void callback_queue::fill_stats(domain_stats& s) const noexcept {
 std::uint64_t callback_queue::tickets() const noexcept {
   std::uint64_t enqueued = 0;
   for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+    // Fence BT (docs/design.md §2): pairs with call()'s ticket; a call that
+    // happens-before this is counted (seq_cst not needed). Without it
+    // barrier() or ~domain() could miss a callback on its way.
     enqueued += shard(s).enqueued.load(std::memory_order_seq_cst);
   }
   return enqueued;

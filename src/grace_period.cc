@@ -75,6 +75,9 @@ std::uint64_t grace_periods::current_gp_age_ns() const noexcept {
 }
 
 std::uint32_t grace_periods::gp_end_word() const noexcept {
+  // Fence W3 (docs/design.md §2): read before re-checking the condition,
+  // pairs with wake_gp_waiters()'s bump; a bounded poll, so seq_cst is not
+  // needed (a missed bump costs one timeout).
   return gp_done_word.load(std::memory_order_seq_cst);
 }
 
