@@ -148,7 +148,7 @@ void callback_pool::forget(domain_state* d) noexcept {
   // A worker still inside dispatch for d (its last batch's complete_batch
   // has run, or ~domain would not be here) finishes without touching d's
   // callbacks; wait for it to let go of the entry.
-  served_.wait(lk, [&e] { return !e.in_service; });
+  mutex_.wait(served_, [&e] { return !e.in_service; });
 }
 
 std::uint64_t callback_pool::maintain(std::uint64_t now_ns) noexcept {

@@ -85,7 +85,7 @@ class callback_pool {
 
   // A leaf: nothing else is taken while it is held.
   detail::mutex mutex_;
-  std::condition_variable_any served_;      // forget() waits for in_service to clear
+  std::condition_variable served_;          // forget() waits for in_service to clear
   pool_entry* head_ SRCU_GUARDED_BY(mutex_) = nullptr;  // run queue, FIFO
   pool_entry* tail_ SRCU_GUARDED_BY(mutex_) = nullptr;
   std::uint32_t workers_ SRCU_GUARDED_BY(mutex_) = 0;   // started and not exited

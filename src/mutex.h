@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 #include "srcu/detail/config.h"
@@ -53,6 +54,20 @@ class SRCU_CAPABILITY("mutex") mutex {
     note_owner(nullptr);
     m_.unlock();
   }
+  // Waits on cv until pred() holds, releasing this mutex while it sleeps
+  // (std::condition_variable::wait). A plain condition variable, not
+  // std::condition_variable_any: that one locks a mutex of its own in
+  // notify_all(), which a thread could hold across another thread's fork(),
+  // leaving it locked for ever in the child.
+  template <class Pred>
+  void wait(std::condition_variable& cv, Pred pred) SRCU_REQUIRES(this) {
+    note_owner(nullptr);
+    std::unique_lock<std::mutex> lk(m_, std::adopt_lock);
+    cv.wait(lk, pred);
+    lk.release();  // still held: the caller's lock goes on
+    note_owner(this_thread());
+  }
+
   // Debug builds: aborts unless the calling thread holds this mutex. The
   // analysis then treats it as held for the rest of the function.
   void assert_held() const SRCU_ASSERT_HELD(this) {

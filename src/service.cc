@@ -185,7 +185,7 @@ void service::forget(domain_state* d) noexcept {
   mutex_lock lk(mutex_);
   s.dying = true;
   absorb_locked();  // d may sit on the pending stack
-  batch_done_.wait(lk, [&s] { return !s.busy; });
+  mutex_.wait(batch_done_, [&s] { return !s.busy; });
   unlink_locked(&s);
 }
 

@@ -93,7 +93,7 @@ class service {
   const tick_fn tick_;
   // Outermost: taken before the registry and every domain mutex.
   detail::mutex mutex_;
-  std::condition_variable_any batch_done_;
+  std::condition_variable batch_done_;
   struct heap_entry {
     std::uint64_t key;  // when the slot is due (monotonic ns)
     service_slot* slot;
