@@ -2,7 +2,8 @@
 // (std::shared_mutex, pthread_rwlock_t) and reference counting
 // (std::atomic<std::shared_ptr>), plus a reference row for one atomic
 // read-modify-write in and one out on a counter no other thread touches
-// (the floor for srcu's signal-safe and down/up readers, which need two).
+// (the floor for srcu's signal-safe and down/up readers, which need two),
+// and the floor of srcu's default reader (tls-floor).
 
 #include <pthread.h>
 
@@ -157,12 +158,49 @@ struct atomic_pair_lib {
   };
 };
 
+// --- The floor of srcu's default reader ---------------------------------------
+// What srcu's default read_lock()/read_unlock() cannot go below: the
+// domain's index load, then a plain load+store on this thread's own lock
+// counter, and on unlock one on its unlock counter, with compiler barriers
+// (membarrier mode). No slot lookup, no token: the distance from srcu's row
+// to this one is what finding the thread's slot and keeping a token cost.
+
+std::atomic<std::uint64_t> g_floor_index{0};
+struct alignas(64) floor_counters {
+  std::atomic<std::uint64_t> locks[2];
+  std::atomic<std::uint64_t> unlocks[2];
+};
+thread_local floor_counters t_floor;
+
+struct tls_floor_lib {
+  static constexpr const char* name = "tls-floor";
+  using reader_scope = no_scope;
+  struct read_guard {
+    read_guard() : idx_(g_floor_index.load(std::memory_order_relaxed) & 1) {
+      std::atomic<std::uint64_t>& c = t_floor.locks[idx_];
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    ~read_guard() {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      std::atomic<std::uint64_t>& c = t_floor.unlocks[idx_];
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+
+   private:
+    std::uint64_t idx_;
+  };
+};
+
 const bool registered = [] {
   register_library<shared_mutex_lib>();
   register_library<rwlock_lib>();
   register_library<shared_ptr_lib>();
   register_map_rows(shared_ptr_lib::name, shared_ptr_hash_map);
   register_library<atomic_pair_lib>();
+  register_library<tls_floor_lib>();
   return true;
 }();
 

@@ -37,7 +37,7 @@ METRICS = {
 SRCU = {"reader_pair": "srcu", "sync_latency": "srcu-expedited"}
 LIB_ORDER = ["srcu", "srcu-expedited", "srcu-signal-safe", "srcu-down-up", "srcu-retire",
              "urcu-memb", "urcu-mb", "urcu-qsbr", "ck_epoch", "std::shared_mutex",
-             "pthread_rwlock", "std::shared_ptr", "atomic-rmw-pair"]
+             "pthread_rwlock", "std::shared_ptr", "atomic-rmw-pair", "tls-floor"]
 
 
 # Figures whose repetitions spread wider than this (coefficient of

@@ -3,7 +3,8 @@
 # fuzzer), each with the verdict it must reach:
 #   1. srcu-torture, default configuration (callback delivery scenarios
 #      included), release build: SUCCESS; then the stressors configuration
-#      (signal storm, thread churn, fork): SUCCESS
+#      (signal storm, thread churn, fork): SUCCESS; then the default one
+#      with membarrier(2) off (the readers' fence fallback): SUCCESS
 #   2. srcu-torture under ThreadSanitizer, with random delays at labelled
 #      points inside the library: SUCCESS and no TSan report
 #   3. srcu-torture --busted and --busted=early-flip (its own broken grace
@@ -49,6 +50,13 @@ status=0; ./build/release/torture/srcu-torture --config stressors --duration 15 
 tail -n 3 /tmp/srcu-stressors.log
 expect_verdict SUCCESS /tmp/srcu-stressors.log $status
 [ $status -eq 0 ] || { echo "correctness: stressors SUCCESS but exit $status"; exit 1; }
+
+echo "=== srcu-torture --config default, release, no membarrier (readers fence), 15 s"
+status=0
+SRCU_NO_MEMBARRIER=1 ./build/release/torture/srcu-torture --config default --duration 15 \
+  > /tmp/srcu-fallback.log 2>&1 || status=$?
+tail -n 1 /tmp/srcu-fallback.log
+expect_verdict SUCCESS /tmp/srcu-fallback.log $status
 
 echo "=== srcu-torture --config tsan-faults, ThreadSanitizer, library fault injection, ${seconds} s"
 status=0

@@ -100,6 +100,8 @@ domain::domain(const domain_options& options) {
   shard_mask_ = shards - 1;
   state_ = new (block) domain_state(this, options, shards);
   id_ = registry_add(state_);
+  // heavy_barrier_init() above decided the mode for good.
+  fast_id_ = g_readers_fence.load(std::memory_order_relaxed) ? kNoFastPath : id_;
   engine().start();
   pool().start();
 }
@@ -148,6 +150,21 @@ bool domain::in_reader() const noexcept { return state_->thread_in_reader(); }
 std::size_t domain::reader_slots() const noexcept { return state_->slots_allocated(); }
 
 counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
+
+// read_lock() off its fast path: a thread's first read_lock() of this domain
+// (which may allocate, and so throw: read_lock() is noexcept, so a failure
+// terminates), or every read_lock() when readers must fence (no membarrier).
+read_token domain::read_lock_slow() noexcept {
+  counter_block* slot = this_thread_slot(id_);
+  if (slot == nullptr) slot = register_reader();
+  const std::uint64_t idx = index_.load(kCounterOrder) & kIndexBit;
+  bump_private(slot->locks[idx]);
+  // Fence B (docs/design.md §2): pairs with A in readers_idle(); a real
+  // fence when readers must fence (then the token asks read_unlock() for C).
+  reader_fence();
+  const std::uintptr_t fence = g_readers_fence.load(std::memory_order_relaxed) ? kFenceBit : 0;
+  return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(slot)) | fence | idx);
+}
 
 void domain::unlock_without_lock() const noexcept {
   die(state_->name, "unlock() without a matching lock() on this thread (unlock() called once "

@@ -76,7 +76,8 @@ struct c_api {
       die(d.name(), "srcu_read_unlock() on a thread that never called srcu_read_lock() on it "
                     "(unlock without lock, or unlocked on another thread: use srcu_down_read())");
     }
-    return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(slot)) |
+    const std::uintptr_t fence = g_readers_fence.load(std::memory_order_relaxed) ? kFenceBit : 0;
+    return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(slot)) | fence |
                       static_cast<std::uintptr_t>(idx));
   }
 

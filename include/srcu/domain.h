@@ -306,7 +306,8 @@ class domain {
   friend struct detail::domain_state;
   friend struct detail::c_api;  // src/srcu_c.cc: the C API's int idx
 
-  detail::counter_block* register_reader();  // slow path of read_lock
+  detail::counter_block* register_reader();  // a thread's first read_lock() of this domain
+  read_token read_lock_slow() noexcept;      // read_lock() when the fast path does not apply
   [[noreturn]] void unlock_without_lock() const noexcept;  // unlock() misuse, always checked
   void before_allocating_call();             // callback_backlog_limit
   read_token shared_lock(detail::flavour f) noexcept;
@@ -319,6 +320,9 @@ class domain {
   // this file); align the object yourself if hot data would sit next to it.
   std::atomic<std::uint64_t> index_{0};  // bit 0: the index new readers use
   std::uint32_t id_ = 0;                 // key into each thread's slot table
+  // read_lock()'s key: id_ with membarrier, detail::kNoFastPath without
+  // (then every read_lock() takes read_lock_slow(), which fences).
+  std::uint32_t fast_id_ = detail::kNoFastPath;
   std::uint32_t shard_mask_ = 0;         // shards_ has shard_mask_ + 1 blocks
   detail::shard_block* shards_ = nullptr;    // per-CPU: signal-safe/down-up counters, call() staging
   detail::domain_state* state_ = nullptr;    // everything else (src/)
@@ -348,15 +352,17 @@ void domain::retire(T* p, D d) {
 
 // --- Inline fast paths ------------------------------------------------------
 
+// The fast path runs only with membarrier (fast_id_ is kNoFastPath
+// otherwise), so it tests no flag: one slot lookup, one counter bump.
 SRCU_ALWAYS_INLINE read_token domain::read_lock() noexcept {
-  detail::counter_block* slot = detail::this_thread_slot(id_);
-  if (SRCU_UNLIKELY(slot == nullptr)) slot = register_reader();
+  detail::counter_block* slot = detail::this_thread_slot(fast_id_);
+  if (SRCU_UNLIKELY(slot == nullptr)) return read_lock_slow();
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
   detail::bump_private(slot->locks[idx]);
   // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
   // the critical section's loads pass the lock increment, and a reader the
-  // scan misses reads the old pointer.
-  detail::reader_fence();  // B: pairs with A in readers_idle()
+  // scan misses reads the old pointer. A compiler barrier: membarrier mode.
+  detail::compiler_reader_fence();  // B: pairs with A in readers_idle()
   return read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(slot)) |
                     idx);
 }
@@ -367,8 +373,13 @@ SRCU_ALWAYS_INLINE void domain::read_unlock(read_token token) noexcept {
 #endif
   // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
   // a critical-section access passes the unlock increment and runs after
-  // the updater counted the unlock and freed the object.
-  detail::reader_fence();  // C: pairs with A in readers_idle()
+  // the updater counted the unlock and freed the object. A real fence when
+  // the lock said readers must fence (kFenceBit), else a compiler barrier.
+  if (SRCU_UNLIKELY(token.raw_ & detail::kFenceBit)) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // C, no membarrier
+  } else {
+    detail::compiler_reader_fence();  // C: pairs with A in readers_idle()
+  }
   auto* slot = reinterpret_cast<detail::counter_pair*>(token.raw_ & detail::kBlockMask);
   detail::bump_private(slot->unlocks[token.raw_ & detail::kIndexBit]);
 }
@@ -413,7 +424,8 @@ SRCU_ALWAYS_INLINE void domain::lock() noexcept {
   const read_token token = read_lock();
   slot = static_cast<detail::counter_block*>(
       reinterpret_cast<detail::counter_pair*>(token.raw_ & detail::kBlockMask));
-  slot->lock_index = static_cast<std::uint32_t>(token.raw_ & detail::kIndexBit);
+  // The index, and kFenceBit when readers fence: unlock() rebuilds the token.
+  slot->lock_index = static_cast<std::uint32_t>(token.raw_ & (detail::kIndexBit | detail::kFenceBit));
   slot->lock_depth = 1;
 }
 

@@ -71,6 +71,13 @@ inline constexpr std::uintptr_t kIndexBit = 1;
 inline constexpr std::uintptr_t kFlavourShift = 1;
 inline constexpr std::uintptr_t kFlavourMask = 3u << kFlavourShift;
 inline constexpr std::uintptr_t kBlockMask = ~std::uintptr_t{63};
+// Set in a read_lock() token when readers must fence (no membarrier): its
+// read_unlock() then executes fence C for real, testing the token it holds
+// in a register instead of loading a global flag.
+inline constexpr std::uintptr_t kFenceBit = 8;
+// A domain's fast-path key when readers must fence: no thread's slot table
+// reaches it, so every read_lock() takes the out-of-line path, which fences.
+inline constexpr std::uint32_t kNoFastPath = ~std::uint32_t{0};
 
 // This thread's slots, indexed by domain id; trivially initialised so the
 // compiler emits no TLS init wrapper (docs/design.md §1.1).
@@ -92,7 +99,20 @@ SRCU_ALWAYS_INLINE counter_block* this_thread_slot(std::uint32_t domain_id) noex
   return nullptr;
 }
 
-// B / C: see the table above.
+// Fences B and C of read_lock()/read_unlock() on their fast path, which
+// runs only with membarrier (docs/design.md §2): a compiler barrier pairs
+// with A's membarrier(); without it the compiler moves critical-section
+// accesses across the counter store. Under TSan a real fence (A is one too).
+SRCU_ALWAYS_INLINE void compiler_reader_fence() noexcept {
+#if SRCU_TSAN
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
+// B / C of the shared flavours and of read_lock()'s out-of-line path: the
+// mode is read from the global flag.
 SRCU_ALWAYS_INLINE void reader_fence() noexcept {
 #if SRCU_TSAN
   // Fences B and C (docs/design.md §2) under TSan: pair with A, which is a
