@@ -1,10 +1,13 @@
 // Domain construction and destruction, the read_lock slow path, token checks.
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <new>
@@ -46,19 +49,77 @@ service_result domain_state::engine_step() noexcept {
   return service_result::kRetry;
 }
 
+std::uint32_t percpu_add_one_outlined(void* first) noexcept {
+#if SRCU_HAVE_PERCPU
+  return percpu_add_one(first);
+#else
+  (void)first;  // no domain of this build is per-CPU (shards_for_machine())
+  die("(library)", "per-CPU reader counters used with a library built without them");
+#endif
+}
+
 namespace {
 
-// Shards for signal-safe and down/up readers and for staged callbacks: one
-// per online CPU (rounded up to a power of two, at most kMaxShards), so a
-// domain stays small: 100,000 domains fit in well under 100 MB.
-std::uint32_t shard_count_for_machine() noexcept {
-  static const std::uint32_t count = [] {
-    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+// SRCU_NO_RSEQ=1: the shards' lock-prefixed RMWs even where per-CPU
+// counters would work (the fallback's tests).
+bool fallback_percpu_forced() noexcept {
+  const char* v = std::getenv("SRCU_NO_RSEQ");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// The highest CPU number the kernel can ever report, plus one (nr_cpu_ids,
+// from /sys/devices/system/cpu/possible, "0-N" or a list); 0 if unknown.
+std::uint32_t possible_cpus() noexcept {
+  const int fd = ::open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  std::uint32_t highest = 0;
+  std::uint32_t value = 0;
+  bool digits = false;
+  for (const char* p = buf; *p != '\0'; ++p) {
+    if (*p >= '0' && *p <= '9') {
+      value = value * 10 + static_cast<std::uint32_t>(*p - '0');
+      digits = true;
+      continue;
+    }
+    if (digits) highest = std::max(highest, value);
+    value = 0;
+    digits = false;
+  }
+  if (digits) highest = std::max(highest, value);
+  return highest + 1;
+}
+
+// Shards for signal-safe and down/up readers and for staged callbacks, a
+// power of two, at most kMaxShards, so a domain stays small. Per-CPU
+// counters (detail/percpu.h) need one shard for every CPU number the
+// kernel can report; otherwise one per online CPU.
+struct shard_layout {
+  std::uint32_t count;
+  bool percpu;
+};
+
+shard_layout shards_for_machine() noexcept {
+  static const shard_layout layout = [] {
+    const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+    std::uint32_t want = static_cast<std::uint32_t>(std::max(1L, online));
+    bool percpu = false;
+#if SRCU_HAVE_PERCPU
+    const std::uint32_t possible = possible_cpus();
+    if (__rseq_size != 0 && possible != 0 && possible <= kMaxShards && !fallback_percpu_forced()) {
+      percpu = true;
+      want = std::max(want, possible);
+    }
+#endif
     std::uint32_t n = 1;
-    while (n < static_cast<std::uint32_t>(std::max(1L, cpus)) && n < kMaxShards) n *= 2;
-    return n;
+    while (n < want && n < kMaxShards) n *= 2;
+    return shard_layout{n, percpu};
   }();
-  return count;
+  return layout;
 }
 
 // The lock and unlock calls of a token's flavour, for messages.
@@ -91,7 +152,8 @@ domain::domain(const domain_options& options) {
   heavy_barrier_init();
   install_fork_handlers();
   // One allocation: the state, then the shards on their own cache lines.
-  const std::uint32_t shards = shard_count_for_machine();
+  const shard_layout layout = shards_for_machine();
+  const std::uint32_t shards = layout.count;
   static_assert(alignof(shard_block) == 64);
   const std::size_t state_bytes = (sizeof(domain_state) + 63) & ~std::size_t{63};
   void* block = ::operator new(state_bytes + shards * sizeof(shard_block), std::align_val_t{64});
@@ -102,6 +164,7 @@ domain::domain(const domain_options& options) {
   id_ = registry_add(state_);
   // heavy_barrier_init() above decided the mode for good.
   fast_id_ = g_readers_fence.load(std::memory_order_relaxed) ? kNoFastPath : id_;
+  percpu_ = layout.percpu && !g_readers_fence.load(std::memory_order_relaxed) ? 1 : 0;
   engine().start();
   pool().start();
 }
@@ -201,9 +264,19 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
                "to end a section on another thread)");
   }
   // Unlocks first: every unlock counted has its lock before it, so a block
-  // whose locks do not exceed its unlocks has no section left to end.
-  const std::uint64_t unlocks = block->unlocks[idx].load(std::memory_order_acquire);
-  const std::uint64_t locks = block->locks[idx].load(std::memory_order_acquire);
+  // whose locks do not exceed its unlocks has no section left to end. With
+  // per-CPU shards the shards are one block (an unlock lands on its CPU's).
+  std::uint64_t unlocks = 0;
+  std::uint64_t locks = 0;
+  const bool all_shards = f != kThreadFlavour && percpu_ != 0;
+  for (std::uint32_t i = 0; i <= (all_shards ? shard_mask_ : 0); ++i) {
+    const counter_pair* b = all_shards ? &shards_[i] : block;
+    unlocks += b->unlocks[idx].load(std::memory_order_acquire);
+  }
+  for (std::uint32_t i = 0; i <= (all_shards ? shard_mask_ : 0); ++i) {
+    const counter_pair* b = all_shards ? &shards_[i] : block;
+    locks += b->locks[idx].load(std::memory_order_acquire);
+  }
   if (static_cast<std::int64_t>(locks - unlocks) <= 0) {
     message m;
     m << "srcu: domain '" << dname << "': " << calls_of(f).unlock

@@ -279,15 +279,28 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
   // precedes its unlock. A block with fewer is an unlock without lock on
   // that block; caught here, block by block, because in the sums it would
   // cancel another thread's reader and end the grace period under it.
+  // Per-CPU shards (percpu()) are one block for this: an unlock lands on
+  // the shard of the CPU it runs on, not necessarily its lock's.
+  const bool shards_as_one = percpu();
+  std::uint64_t shard_locks = 0;
+  std::uint64_t shard_unlocks_sum = 0;
   std::uint64_t locks = 0;
   i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
     const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
     const std::uint64_t u = i < slots ? slot_unlocks[i] : shard_unlocks[i - slots];
-    if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
+    if (slot == nullptr && shards_as_one) {
+      shard_locks += l;
+      shard_unlocks_sum += u;
+    } else if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) {
+      report_unlock_without_lock(slot, idx, u - l);
+    }
     locks += l;
     ++i;
   });
+  if (SRCU_UNLIKELY(static_cast<std::int64_t>(shard_locks - shard_unlocks_sum) < 0)) {
+    report_unlock_without_lock(nullptr, idx, shard_unlocks_sum - shard_locks);
+  }
   const auto active = static_cast<std::int64_t>(locks - unlocks);
   last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
   return active == 0;

@@ -53,6 +53,7 @@ class domain_core {
   std::uint32_t shard_mask() const noexcept { return self->shard_mask_; }
   std::atomic<std::uint64_t>& reader_index() const noexcept { return self->index_; }
   std::uint32_t id() const noexcept { return self->id_; }
+  bool percpu() const noexcept { return self->percpu_ != 0; }  // detail/percpu.h
 };
 
 // A block of reader slots. Chunks are only ever added (at the head, with a
@@ -137,11 +138,17 @@ pid_t slot_owner_tid(const counter_block* slot) noexcept;  // 0: none; the slot'
 
 template <class F>
 void reader_side::visit_inside(unsigned idx, F&& fn) const {
+  std::int64_t shards_inside = 0;  // per-CPU shards: only their sum means anything
   for_each_counter_pair([&](const counter_pair& c, const counter_block* slot) {
     const auto inside = static_cast<std::int64_t>(c.locks[idx].load(std::memory_order_relaxed) -
                                                    c.unlocks[idx].load(std::memory_order_relaxed));
-    if (inside > 0) fn(slot != nullptr ? slot_owner_tid(slot) : 0, static_cast<std::uint64_t>(inside));
+    if (slot == nullptr && percpu()) {
+      shards_inside += inside;
+    } else if (inside > 0) {
+      fn(slot != nullptr ? slot_owner_tid(slot) : 0, static_cast<std::uint64_t>(inside));
+    }
   });
+  if (shards_inside > 0) fn(0, static_cast<std::uint64_t>(shards_inside));
 }
 
 // The thread registry (reader_slots.cc): which domain has which id, which

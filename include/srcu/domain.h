@@ -77,6 +77,7 @@
 #include "srcu/callback.h"
 #include "srcu/diagnostics.h"
 #include "srcu/detail/config.h"
+#include "srcu/detail/percpu.h"
 #include "srcu/detail/reader.h"
 #include "srcu/poll_cookie.h"
 #include "srcu/read_token.h"
@@ -162,9 +163,13 @@ class domain {
   /// @copydoc read_lock()
   void read_unlock(read_token token) noexcept;
 
-  /// Signal-safe readers: lock-free (one atomic RMW on a shared counter), no
-  /// allocation, no thread-local state, so usable in an async signal handler
-  /// and on a thread that never used the domain. Pair only with each other.
+  /// Signal-safe readers: no allocation, no thread-local state of srcu's, so
+  /// usable in an async signal handler and on a thread that never used the
+  /// domain. Pair only with each other. Each of lock and unlock adds 1 to a
+  /// per-CPU counter: inside a restartable sequence, with no lock prefix,
+  /// where the library runs per-CPU (x86-64 Linux, glibc's rseq registered,
+  /// membarrier in use, at most 8 possible CPUs, SRCU_NO_RSEQ unset);
+  /// otherwise with one atomic RMW on a shared counter. Lock-free.
   /// Async-signal-safe: yes. Allocates: no.
   [[nodiscard]] read_token read_lock_signal_safe() noexcept;
   /// @copydoc read_lock_signal_safe()
@@ -324,6 +329,11 @@ class domain {
   // (then every read_lock() takes read_lock_slow(), which fences).
   std::uint32_t fast_id_ = detail::kNoFastPath;
   std::uint32_t shard_mask_ = 0;         // shards_ has shard_mask_ + 1 blocks
+  // 1: the shards' reader counters are per CPU, incremented in restartable
+  // sequences (detail/percpu.h) with compiler barriers for B and C (membarrier
+  // in use, rseq registered, one shard per possible CPU); 0: lock-prefixed
+  // RMWs on the shard_hint() shard, and reader_fence(). Fixed at construction.
+  std::uint32_t percpu_ = 0;
   detail::shard_block* shards_ = nullptr;    // per-CPU: signal-safe/down-up counters, call() staging
   detail::domain_state* state_ = nullptr;    // everything else (src/)
 };
@@ -385,14 +395,22 @@ SRCU_ALWAYS_INLINE void domain::read_unlock(read_token token) noexcept {
 }
 
 SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
-  const char probe = 0;
-  detail::shard_block* shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
   const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
-  detail::bump_shared(shard->locks[idx]);
-  // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
-  // the critical section's loads pass the lock increment, and a reader the
-  // scan misses reads the old pointer.
-  detail::reader_fence();  // B: pairs with A in readers_idle()
+  detail::shard_block* shard;
+  if (SRCU_LIKELY(percpu_ != 0)) {
+    shard = &shards_[detail::percpu_add(&shards_[0].locks[idx])];
+    // Fence B (docs/design.md §2): pairs with A in readers_idle(); a
+    // compiler barrier (percpu_ implies membarrier).
+    detail::compiler_reader_fence();  // B: pairs with A in readers_idle()
+  } else {
+    const char probe = 0;
+    shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
+    detail::bump_shared(shard->locks[idx]);
+    // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
+    // the critical section's loads pass the lock increment, and a reader the
+    // scan misses reads the old pointer.
+    detail::reader_fence();  // B: pairs with A in readers_idle()
+  }
 #if SRCU_DEBUG
   if (f == detail::kSignalSafeFlavour) detail::debug_signal_safe_enter(this);
 #endif
@@ -407,6 +425,16 @@ SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour 
 #else
   (void)f;
 #endif
+  if (SRCU_LIKELY(percpu_ != 0)) {
+    // Fence C (docs/design.md §2): pairs with A in readers_idle(); a
+    // compiler barrier (percpu_ implies membarrier).
+    detail::compiler_reader_fence();  // C: pairs with A in readers_idle()
+    // This CPU's unlock counter, not necessarily the token's shard (the
+    // section may have begun on another CPU or thread): the scans compare
+    // the shards' sums, as the kernel's per-CPU srcu_data.
+    detail::percpu_add(&shards_[0].unlocks[token.raw_ & detail::kIndexBit]);
+    return;
+  }
   // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
   // a critical-section access passes the unlock increment and runs after
   // the updater counted the unlock and freed the object.

@@ -2,6 +2,8 @@
 #include <srcu/srcu.h>
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <array>
 #include <atomic>
@@ -91,6 +93,63 @@ TEST(Readers, SynchronizeWaitsForDownReadReleasedOnAnotherThread) {
     EXPECT_TRUE(released.load());
     up.join();
   }
+}
+
+// With per-CPU shard counters (detail/percpu.h) a shared section's unlock
+// lands on the shard of the CPU it runs on, not its lock's. Sections begun
+// on one CPU and ended on another must still hold up synchronize() until
+// they end, then let it end, with no false "more unlocks than locks" abort
+// (the scans compare the shards' sums). Runs pinned where two CPUs are
+// allowed; elsewhere it still runs, unpinned. SRCU_NO_RSEQ=1 (ctest
+// unit_no_rseq) runs it on the lock-prefixed fallback.
+TEST(Readers, SharedSectionsEndedOnAnotherCpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  const auto pin = [&cpus](std::size_t k) {
+    if (cpus.size() < 2) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[k % cpus.size()], &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+  };
+  srcu::domain d;
+  srcu_test::watchdog dog("synchronize() on sections ended on another CPU");
+  constexpr int kSections = 1000;
+  std::vector<srcu::read_token> tokens(kSections);
+  std::thread down([&] {
+    pin(0);
+    for (srcu::read_token& t : tokens) t = d.down_read();
+  });
+  down.join();
+  std::atomic<bool> released{false};
+  std::thread up([&] {
+    pin(1);
+    std::this_thread::sleep_for(50ms);
+    released = true;
+    for (srcu::read_token t : tokens) d.up_read(t);
+  });
+  d.synchronize();
+  EXPECT_TRUE(released.load()) << "synchronize() returned while down_read() sections were open";
+  up.join();
+  // A signal-safe section whose thread moves between lock and unlock, many
+  // times, with grace periods in between.
+  const std::uint64_t before = d.grace_periods_completed();
+  for (int i = 0; i < 200; ++i) {
+    std::thread mover([&] {
+      pin(0);
+      const srcu::read_token t = d.read_lock_signal_safe();
+      pin(1);
+      d.read_unlock_signal_safe(t);
+    });
+    mover.join();
+    d.synchronize_expedited();
+  }
+  EXPECT_GE(d.grace_periods_completed() - before, 200u);
 }
 
 TEST(Readers, SynchronizeWaitsForScopedLock) {
