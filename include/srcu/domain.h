@@ -54,14 +54,16 @@
 ///    std::terminate. Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-11-25, a 2-vCPU AMD EPYC VM, GCC 12.2
+/// Overheads (one run of bench/run, 2026-12-04, a 2-vCPU AMD EPYC VM, GCC 12.2
 /// -O3; medians; every row in docs/perf/report.md, read in docs/perf/README.md):
-///  read_lock, a read, read_unlock on one thread 1.66 ns (liburcu-memb's
-///  inline pair 1.92 ns; the run shows no difference); the signal-safe and
-///  down/up pairs 4.9-5.0 ns (one atomic RMW each; a bare fetch_add/fetch_sub
-///  pair 4.2 ns); synchronize_expedited 1.14 us with no reader, 20.2 us with
-///  a reader spinning on the other CPU (two membarrier(2) calls; urcu-memb
-///  21.1 us); call() 5.45 ns. A domain read by one thread allocates 1,058
+///  read_lock, a read, read_unlock on one thread 2.41 ns (liburcu-memb's
+///  inline pair 2.09 ns, the run shows no difference; the floor of this
+///  design, an index load and a thread-local load/store pair, 1.27 ns); the
+///  signal-safe and down/up pairs 2.47-2.57 ns (per-CPU counters in
+///  restartable sequences; a bare lock-prefixed fetch_add/fetch_sub pair
+///  4.51 ns); synchronize_expedited 1.41 us with no reader, 24.2 us with a
+///  reader spinning on the other CPU (two membarrier(2) calls; urcu-memb
+///  27.7 us); call() 8.90 ns. A domain read by one thread allocates 1,050
 ///  bytes on 2 CPUs: per-CPU shards, grace-period and callback state, the
 ///  first chunk of reader slots.
 #pragma once
