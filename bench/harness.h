@@ -19,6 +19,7 @@
 //   static void barrier();             // every deferred callback has run
 //   struct write_guard;                // lock-based libraries: exclusive lock
 //   static std::uint64_t grace_periods();  // grace periods completed
+//   static std::uint64_t heavy_barriers(); // heavy barriers issued (srcu)
 //   struct domain_object { void touch(); };  // one more domain/epoch object
 //
 // Row names are "<group>/<library>[/<parameter>:<value>]...", which
@@ -144,6 +145,8 @@ concept has_write_guard = requires { typename Lib::write_guard; };
 template <class Lib>
 concept has_grace_periods = requires { { Lib::grace_periods() } -> std::convertible_to<std::uint64_t>; };
 template <class Lib>
+concept has_heavy_barriers = requires { { Lib::heavy_barriers() } -> std::convertible_to<std::uint64_t>; };
+template <class Lib>
 concept has_domain_object = requires(typename Lib::domain_object& d) { d.touch(); };
 
 // Per-thread static TLS the library has in every thread of the process,
@@ -259,7 +262,8 @@ void sync_latency(benchmark::State& state, const std::string& row, Sync sync) {
 // 3. Concurrent updaters: k threads each calling synchronize kCallsPerUpdater
 //    times; manual time = wall time from the start signal to the last return.
 //    us_per_call is per thread; gp_per_call (libraries that count) is the
-//    grace periods run per synchronize call: below 1 means calls shared them.
+//    grace periods run per synchronize call: below 1 means calls shared them;
+//    hb_per_call (srcu) the heavy barriers (membarrier calls) per call.
 // =====================================================================================
 
 inline constexpr int kCallsPerUpdater = 500;
@@ -269,6 +273,8 @@ void concurrent_updaters(benchmark::State& state, Sync sync) {
   const auto callers = static_cast<int>(state.range(0));
   std::uint64_t gp_before = 0;
   if constexpr (has_grace_periods<Lib>) gp_before = Lib::grace_periods();
+  [[maybe_unused]] std::uint64_t hb_before = 0;
+  if constexpr (has_heavy_barriers<Lib>) hb_before = Lib::heavy_barriers();
   double total_seconds = 0;
   for (auto _ : state) {
     // Each thread times its own calls, after the start signal and before
@@ -301,9 +307,13 @@ void concurrent_updaters(benchmark::State& state, Sync sync) {
   }
   state.counters["us_per_call"] = total_seconds * 1e6 / kCallsPerUpdater /
                                   static_cast<double>(state.iterations());
+  [[maybe_unused]] const double calls =
+      static_cast<double>(state.iterations()) * callers * kCallsPerUpdater;
   if constexpr (has_grace_periods<Lib>) {
-    const double calls = static_cast<double>(state.iterations()) * callers * kCallsPerUpdater;
     state.counters["gp_per_call"] = static_cast<double>(Lib::grace_periods() - gp_before) / calls;
+  }
+  if constexpr (has_heavy_barriers<Lib>) {
+    state.counters["hb_per_call"] = static_cast<double>(Lib::heavy_barriers() - hb_before) / calls;
   }
 }
 

@@ -38,6 +38,7 @@ struct srcu_lib {
   static void defer(head* h, void (*fn)(head*)) { g_domain.call(h, fn); }
   static void barrier() { g_domain.barrier(); }
   static std::uint64_t grace_periods() { return g_domain.grace_periods_completed(); }
+  static std::uint64_t heavy_barriers() { return srcu::all_domains_stats().heavy_barriers; }
   // A domain; touch() reads in it once from the calling thread (so the
   // domain has that thread's slot). Thread-safe.
   struct domain_object {

@@ -150,7 +150,7 @@ def summarize(runs):
         if len(values) > 1 and statistics.mean(values):
             # Spread across repetitions: coefficient of variation.
             row["cv"] = statistics.stdev(values) / statistics.mean(values)
-        for extra in ("p99_us", "max_us", "peak_rss_MiB", "peak_growth_MiB", "gp_per_call", "gp_per_s",
+        for extra in ("p99_us", "max_us", "peak_rss_MiB", "peak_growth_MiB", "gp_per_call", "hb_per_call", "gp_per_s",
                       "rss_per_domain", "rss_per_thread", "static_tls_bytes",
                       "items_per_second", "threads_added"):
             agg = max if extra == "max_us" else statistics.median
@@ -390,8 +390,16 @@ def markdown(rows, m, made, raw_name):
                        "One updater on CPU 0; `readers` threads spin in read sections of the "
                        "same library. Ratios are srcu's synchronize_expedited against each."))
     lines.append(table(rows, "concurrent_updaters", "Concurrent updaters (µs per synchronize, per thread)",
-                       "k threads each calling synchronize 500 times; srcu's gp_per_call in results.json "
-                       "shows how many grace periods the calls shared."))
+                       "k threads each calling synchronize 500 times; the next two tables show how many "
+                       "grace periods and heavy barriers srcu ran per call."))
+    srcu_rows = [r for r in rows if r["library"] in ("srcu", "srcu-expedited")]
+    lines.append(table(srcu_rows, "concurrent_updaters", "Concurrent updaters: srcu's grace periods per call",
+                       "Below 1: concurrent calls shared grace periods.",
+                       field="gp_per_call", field_unit=""))
+    lines.append(table(srcu_rows, "concurrent_updaters", "Concurrent updaters: srcu's heavy barriers per call",
+                       "membarrier(2) calls made by reader scans per synchronize call (two per grace "
+                       "period with no reader visibly inside).",
+                       field="hb_per_call", field_unit=""))
     lines.append(table(rows, "defer_enqueue", "Deferral enqueue cost (ns per call)",
                        "srcu call(), srcu retire() (allocates a node), urcu call_rcu(), ck_epoch_call() "
                        "(plus ck_epoch_poll() every 64 calls: ck has no thread)."))

@@ -14,6 +14,8 @@
 namespace srcu::detail {
 
 constinit std::atomic<bool> g_readers_fence{false};
+// Statistics only (no ordering): one increment per heavy barrier.
+constinit std::atomic<std::uint64_t> g_heavy_barriers{0};
 
 namespace {
 
@@ -56,6 +58,7 @@ void heavy_barrier_reinit_after_fork() noexcept {
 }
 
 void heavy_barrier() noexcept {
+  g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
 #if SRCU_TSAN
   // TSan cannot see the membarrier IPIs; readers fence for real under TSan.
   // Fence A (docs/design.md §2): pairs with B and C, real fences under TSan.
@@ -74,6 +77,10 @@ void heavy_barrier() noexcept {
   // seq_cst fences in this mode (g_readers_fence).
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
+}
+
+std::uint64_t heavy_barriers_issued() noexcept {
+  return g_heavy_barriers.load(std::memory_order_relaxed);
 }
 
 }  // namespace srcu::detail

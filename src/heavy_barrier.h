@@ -6,6 +6,8 @@
 // seq_cst fence.
 #pragma once
 
+#include <cstdint>
+
 namespace srcu::detail {
 
 // Decides the mode once per process, before the first domain exists.
@@ -16,5 +18,8 @@ void heavy_barrier_init() noexcept;
 void heavy_barrier_reinit_after_fork() noexcept;
 
 void heavy_barrier() noexcept;
+
+// Heavy barriers issued by this process so far (process_stats).
+std::uint64_t heavy_barriers_issued() noexcept;
 
 }  // namespace srcu::detail

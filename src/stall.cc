@@ -13,6 +13,7 @@
 
 #include "diagnostics.h"
 #include "domain_state.h"
+#include "heavy_barrier.h"
 #include "trace.h"
 
 namespace srcu::detail {
@@ -148,6 +149,7 @@ domain_stats domain::stats() const noexcept { return state_->stats(); }
 
 process_stats all_domains_stats() noexcept {
   process_stats all{};
+  all.heavy_barriers = detail::heavy_barriers_issued();
   detail::registry_visit(
       [](detail::domain_state* d, void* ctx) {
         auto& sum = *static_cast<process_stats*>(ctx);

@@ -87,6 +87,11 @@ struct domain_stats {
 struct process_stats {
   std::size_t domains;  ///< live domains
   domain_stats totals;  ///< summed counters
+  /// Heavy barriers (membarrier(2) calls, or fences without it) made by
+  /// reader scans of every domain since the process started: two per grace
+  /// period when no reader is visibly inside, fewer per caller when
+  /// concurrent synchronize() calls share grace periods.
+  std::uint64_t heavy_barriers;
 };
 
 /// The process-wide summary; see process_stats.

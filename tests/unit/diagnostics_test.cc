@@ -395,3 +395,20 @@ TEST(DownReadThenSynchronize, IsLegalOnTheSameThread) {
 }
 
 }  // namespace
+
+namespace {
+
+// process_stats::heavy_barriers counts the reader scans' heavy barriers: a
+// grace period with no reader inside makes two scans, each with one.
+TEST(ProcessStats, HeavyBarriersCountTheScans) {
+  srcu::domain d({.name = "heavy-barrier-count"});
+  const std::uint64_t before = srcu::all_domains_stats().heavy_barriers;
+  const std::uint64_t gps_before = d.grace_periods_completed();
+  d.synchronize();
+  const std::uint64_t gps = d.grace_periods_completed() - gps_before;
+  const std::uint64_t after = srcu::all_domains_stats().heavy_barriers;
+  EXPECT_GE(gps, 1u);
+  EXPECT_GE(after - before, 2 * gps) << "two scans per grace period, one heavy barrier each";
+}
+
+}  // namespace
