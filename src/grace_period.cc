@@ -149,7 +149,10 @@ void grace_periods::wake_gp_waiters() noexcept {
   // a waiter reads the old gp_done_word, and synchronize() sleeps out its
   // 10 ms timeout after its grace period ended.
   gp_done_word.fetch_add(1, std::memory_order_seq_cst);
-  if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word);
+  const std::uint32_t woken = waiters.load(std::memory_order_seq_cst);
+  if (woken != 0) futex_wake(gp_done_word);
+  // A hint only (no ordering): see wait_for().
+  woken_at_last_end.store(woken, std::memory_order_relaxed);
   // Callbacks may have been waiting for this one; the engine moves them on.
   // Fence N (docs/design.md §2): pairs with the cb_waiting_gp stores in
   // drain_staged() and advance_ready_locked(), made under the mutex this
@@ -318,6 +321,16 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
       // W1/W2 (docs/design.md §2): a decrement needs no order; a waker that
       // still counts this thread only makes a spare wake.
       waiters.fetch_sub(1, std::memory_order_seq_cst);
+      // Sharing: the last grace period ended with waiters, who are likely
+      // to ask for the next one as soon as they run (callers in a loop).
+      // Starting it before they have taken their cookies would serve this
+      // thread alone and make them wait for the one after; one yield first
+      // lets them in. Not when expedited, and not for a lone caller (who
+      // counts no waiter at the ends it drives).
+      if (!expedited && woken_at_last_end.exchange(0, std::memory_order_relaxed) != 0 &&
+          (gp_seq.load(std::memory_order_relaxed) & kStateMask) == kStateIdle) {
+        sched_yield();
+      }
       while (!done(cookie)) {
         bool completed = false;
         const step_result r = step_as_driver(&completed);

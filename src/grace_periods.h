@@ -86,6 +86,7 @@ class grace_periods : public reader_side {
   std::atomic<std::uint32_t> kick_word{0};       // futex: wakes the driver early
   std::atomic<bool> driver{false};               // one thread polls readers at a time
   std::atomic<bool> cb_waiting_gp{false};    // a callback segment waits for a GP
+  std::atomic<std::uint32_t> woken_at_last_end{0};  // waiters the last GP end woke (a hint)
 
   // Stall detection. Written by the driver (one thread at a time; the role
   // changes hands with seq_cst operations) and, stall_next_ns, pushed later
