@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -33,7 +35,29 @@ const std::vector<int>& allowed_cpus() {
   return cpus;
 }
 
+namespace {
+// SRCU_BENCH_THREADS=1,2,4,8,16 replaces the thread counts of the scaling
+// rows (reader pair and hash map); empty when unset or unreadable.
+std::vector<int> thread_counts_from_env() {
+  std::vector<int> counts;
+  const char* v = std::getenv("SRCU_BENCH_THREADS");
+  if (v == nullptr) return counts;
+  for (const char* p = v; *p != '\0';) {
+    char* end = nullptr;
+    const long t = std::strtol(p, &end, 10);
+    if (end == p || t < 1 || t > 1024) {
+      std::fprintf(stderr, "srcu_bench: SRCU_BENCH_THREADS=%s: want counts like 1,2,4\n", v);
+      std::exit(2);
+    }
+    counts.push_back(static_cast<int>(t));
+    p = *end == ',' ? end + 1 : end;
+  }
+  return counts;
+}
+}  // namespace
+
 std::vector<int> scaling_thread_counts() {
+  if (auto counts = thread_counts_from_env(); !counts.empty()) return counts;
   const int n = cpu_count();
   std::vector<int> counts;
   for (int t = 1; t <= 2 * n; t *= 2) counts.push_back(t);
@@ -205,7 +229,8 @@ std::string row_name(const char* group, const char* library) {
 void register_map_rows(const char* name, void (*fn)(benchmark::State&)) {
   auto* rows = benchmark::RegisterBenchmark(row_name("hash_map", name).c_str(), fn);
   rows->ArgNames({"threads", "update_permille"});
-  std::vector<int> threads{1, cpu_count(), 2 * cpu_count()};
+  std::vector<int> threads = thread_counts_from_env();
+  if (threads.empty()) threads = {1, cpu_count(), 2 * cpu_count()};
   threads.erase(std::unique(threads.begin(), threads.end()), threads.end());
   for (int t : threads) {
     for (int permille : {10, 100}) rows->Args({t, permille});

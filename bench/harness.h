@@ -66,7 +66,8 @@ inline int cpu_count() { return static_cast<int>(allowed_cpus().size()); }
 
 // Thread counts for the scaling rows: 1, 2, 4, ... up to 2 x CPUs, plus
 // every count up to 4 and the CPU count itself (so a 2-CPU machine gets
-// 1, 2, 3, 4: 3 and 4 oversubscribe it).
+// 1, 2, 3, 4: 3 and 4 oversubscribe it). SRCU_BENCH_THREADS=1,2,4,...
+// replaces them, for these rows and the hash map's.
 std::vector<int> scaling_thread_counts();
 
 // Pins the calling thread to allowed_cpus()[index % CPUs] for its lifetime
@@ -782,7 +783,7 @@ void register_defer_rows(const char* name, bool latency_row = true) {
   }
 }
 
-// hash_map rows: threads 1, CPUs, 2 x CPUs; updates 1% and 10%.
+// hash_map rows: threads 1, CPUs, 2 x CPUs (or SRCU_BENCH_THREADS); updates 1% and 10%.
 void register_map_rows(const char* name, void (*fn)(benchmark::State&));
 
 // Registers every row the adapter supports, under `Lib::name`.

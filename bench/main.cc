@@ -7,7 +7,10 @@
 // Besides Google Benchmark's flags: --samples_out=FILE appends the latency
 // rows' quantiles (JSON lines) to FILE.
 
+#include <sys/utsname.h>
+
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,26 @@
 namespace bench {
 extern std::FILE* g_samples;
 }
+
+namespace {
+// The machine the figures come from, recorded in the JSON so that a report
+// made elsewhere (bench/report.py) names it.
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
+std::string kernel_release() {
+  utsname u{};
+  return uname(&u) == 0 ? std::string(u.release) : std::string("unknown");
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<char*> args;
@@ -38,6 +61,8 @@ int main(int argc, char** argv) {
 
   bench::run_warmers();
   benchmark::AddCustomContext("srcu_version", SRCU_VERSION_STRING);
+  benchmark::AddCustomContext("cpu_model", cpu_model());
+  benchmark::AddCustomContext("kernel", kernel_release());
   benchmark::AddCustomContext("allowed_cpus", std::to_string(bench::cpu_count()));
   benchmark::AddCustomContext("liburcu_version", SRCU_BENCH_URCU_VERSION);
   benchmark::AddCustomContext("ck_version", SRCU_BENCH_CK_VERSION);

@@ -229,9 +229,13 @@ def losses(rows):
 
 
 def machine(raw):
+    # srcu_bench records the CPU model and kernel of the machine it ran on;
+    # older raw.json files lack them, and then this machine's are read.
     ctx = raw["context"]
-    model = "unknown CPU"
+    model = ctx.get("cpu_model") or "unknown CPU"
     try:
+        if "cpu_model" in ctx:
+            raise OSError
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
@@ -241,7 +245,7 @@ def machine(raw):
         pass
     return {
         "date": ctx.get("date"), "host": ctx.get("host_name"), "cpus": int(ctx.get("allowed_cpus", ctx.get("num_cpus"))),
-        "cpu_model": model, "mhz": ctx.get("mhz_per_cpu"), "kernel": platform.release(),
+        "cpu_model": model, "mhz": ctx.get("mhz_per_cpu"), "kernel": ctx.get("kernel") or platform.release(),
         "srcu": ctx.get("srcu_version"), "liburcu": ctx.get("liburcu_version"),
         "ck": ctx.get("ck_version"), "google_benchmark": ctx.get("benchmark_version"),
         "compiler": ctx.get("compiler"), "cxx_flags": ctx.get("cxx_flags", "").strip(),
