@@ -15,7 +15,7 @@ namespace srcu::detail {
 
 class callback_queue : public grace_periods {
  public:
-  callback_queue(domain* self, const domain_options& options, std::uint32_t shard_count);
+  callback_queue(domain* self, const domain_options& options, shard_block* small_shard);
 
   // Flood catch-up (catch_up_with_flood()).
   static constexpr std::uint64_t kFloodCheckEvery = 64;      // call()s per shard; power of 2
@@ -72,7 +72,8 @@ class callback_queue : public grace_periods {
   void stage(shard_block& shard, callback_head* head) noexcept;  // push + engine kick
   void drain_staged() SRCU_EXCLUDES(mutex);
   bool advance_ready_locked() noexcept SRCU_REQUIRES(mutex);
-  // Stages a barrier marker (an array of kMaxShards) on every shard and
+  // Stages a barrier marker (an array of kMaxStagingBlocks) on every block
+  // call() may stage on, sets `remaining` to their number, and
   // hurries the engine; each marker decrements `remaining` when it runs.
   void stage_markers(void* marker_array, std::atomic<std::uint32_t>& remaining) noexcept;
   std::uint64_t tickets() const noexcept;            // call()s ever taken a ticket

@@ -127,8 +127,8 @@ std::uint64_t delay_ns(std::chrono::microseconds delay) noexcept {
 }
 }  // namespace
 
-callback_queue::callback_queue(domain* self, const domain_options& options, std::uint32_t shard_count)
-    : grace_periods(self, options, shard_count),
+callback_queue::callback_queue(domain* self, const domain_options& options, shard_block* small_shard)
+    : grace_periods(self, options, small_shard),
       cb_executor(options.callback_executor),
       cb_delay_ns(delay_ns(options.callback_delay)),
       cb_backlog_limit(options.callback_backlog_limit) {}
@@ -178,7 +178,11 @@ void callback_queue::call(callback_head* head, void (*func)(callback_head*)) noe
   }
   head->func = func;
   SRCU_TRACE(call, name, completed());
-  shard_block& own = shard(this_thread_callback_shard() & shard_mask());
+  // Fence ST (docs/design.md §2), in shards(): pairs with grow_shards().
+  const shard_table t = shards();
+  shard_block& own = t.first[this_thread_callback_shard() & (std::min(t.count, kStagingShards) - 1)];
+  // The small table: ask once for the full one (no allocation, no lock).
+  if (SRCU_UNLIKELY(t.first == small_shard) && want_shards()) engine().kick(whole());
   // Ticket before the push: callbacks_pending() counts it from here on, so
   // neither barrier() nor ~domain() can report "nothing queued" while it is
   // on its way.
@@ -217,14 +221,21 @@ void callback_queue::catch_up_with_flood() noexcept {
 }
 
 void callback_queue::drain_staged() {
-  segment fresh;
-  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+  // The table's staging blocks are taken before the small block, but the
+  // small block's callbacks go first: a thread whose call()s moved from the
+  // small block to the table when it was published keeps its order. If a
+  // later one is taken from the table here, the small block's exchange
+  // after it sees every earlier one (Fence K: all seq_cst).
+  shard_block* blocks[kMaxStagingBlocks];
+  std::uint32_t n = 0;
+  for_each_staging_shard([&](shard_block& b) { blocks[n++] = &b; });  // small first
+  segment parts[kMaxStagingBlocks];
+  for (std::uint32_t s = n; s-- > 0;) {
     // Fence K (docs/design.md §2): after engine_step()'s cb_staged
     // exchange; pairs with stage()'s push and flag load. Without seq_cst a
     // push this misses may belong to a call that saw the flag set: no kick.
-    callback_head* list = shard(s).staged.exchange(nullptr, std::memory_order_seq_cst);
-    if (list == nullptr) continue;
-    segment part;
+    callback_head* list = blocks[s]->staged.exchange(nullptr, std::memory_order_seq_cst);
+    segment& part = parts[s];
     part.tail = list;  // newest first: the head of the stack becomes the tail
     while (list != nullptr) {
       callback_head* next = list->next;
@@ -233,7 +244,10 @@ void callback_queue::drain_staged() {
       part.count += !is_barrier_marker(list);
       list = next;
     }
-    fresh.append(part);
+  }
+  segment fresh;
+  for (std::uint32_t s = 0; s < n; ++s) {
+    if (!parts[s].empty()) fresh.append(parts[s]);
   }
   if (fresh.empty()) return;
   // A grace period that starts after these were queued. Kept apart: append()
@@ -413,12 +427,12 @@ void callback_queue::fill_stats(domain_stats& s) const noexcept {
 
 std::uint64_t callback_queue::tickets() const noexcept {
   std::uint64_t enqueued = 0;
-  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+  for_each_staging_shard([&](const shard_block& b) {
     // Fence BT (docs/design.md §2): pairs with call()'s ticket; a call that
     // happens-before this is counted (seq_cst not needed). Without it
     // barrier() or ~domain() could miss a callback on its way.
-    enqueued += shard(s).enqueued.load(std::memory_order_seq_cst);
-  }
+    enqueued += b.enqueued.load(std::memory_order_seq_cst);
+  });
   return enqueued;
 }
 
@@ -452,8 +466,8 @@ void callback_queue::barrier() {
   // Fence BT (docs/design.md §2), in tickets(): pairs with call()'s ticket;
   // a call that happens-before barrier() is counted.
   const std::uint64_t queued_before = tickets();  // callbacks queued before this point
-  std::atomic<std::uint32_t> remaining{shard_mask() + 1};
-  barrier_marker markers[kMaxShards];
+  std::atomic<std::uint32_t> remaining{0};
+  barrier_marker markers[kMaxStagingBlocks];
   stage_markers(markers, remaining);
   for (;;) {
     // Fence BM (docs/design.md §2): pairs with barrier_marker_ran()'s
@@ -490,10 +504,17 @@ void callback_queue::stage_markers(void* marker_array, std::atomic<std::uint32_t
   // seq_cst complete_batch() can skip the wake barrier() sleeps on. The
   // engine_step() load is ordered by the kick below, not by seq_cst.
   cb_hurry.fetch_add(1, std::memory_order_seq_cst);
-  for (std::uint32_t s = 0; s <= shard_mask(); ++s) {
+  // One marker on every block call() may have staged on (a call that
+  // happens-before this saw a table this sees too). `remaining` is set
+  // before the first push, whose seq_cst CAS publishes it to the marker.
+  shard_block* blocks[kMaxStagingBlocks];
+  std::uint32_t n = 0;
+  for_each_staging_shard([&](shard_block& b) { blocks[n++] = &b; });
+  remaining.store(n, std::memory_order_relaxed);
+  for (std::uint32_t s = 0; s < n; ++s) {
     markers[s].head.func = &barrier_marker_ran;
     markers[s].remaining = &remaining;
-    stage(shard(s), &markers[s].head);
+    stage(*blocks[s], &markers[s].head);
   }
   // The engine may be holding the staging back for callback_delay: make it
   // look now (it reads cb_hurry after this wake).
@@ -511,8 +532,8 @@ bool callback_queue::run_queued_inline() noexcept {
   batch_cursor* const cursor = tls_batch_cursor;
   if (cursor == nullptr || cursor->owner != this) return false;  // in submit(): not a batch
   run_cursor(*cursor);
-  std::atomic<std::uint32_t> remaining{shard_mask() + 1};
-  barrier_marker markers[kMaxShards];
+  std::atomic<std::uint32_t> remaining{0};
+  barrier_marker markers[kMaxStagingBlocks];
   stage_markers(markers, remaining);
   // Fence BM (docs/design.md §2): this thread runs its own markers, so the
   // acquire load only pairs with their decrement in barrier_marker_ran().
@@ -602,7 +623,7 @@ void callback_queue::check_no_readers_at_destruction() noexcept {
 void callback_queue::child_after_fork() noexcept {
   // Inherited callbacks run in the parent; running the child's copies too
   // would run them twice. Tickets are settled so barrier() does not wait.
-  for (std::uint32_t s = 0; s <= shard_mask(); ++s) shard(s).staged.store(nullptr, std::memory_order_relaxed);
+  for_each_staging_shard([](shard_block& b) { b.staged.store(nullptr, std::memory_order_relaxed); });
   cb_invoked.store(tickets(), std::memory_order_relaxed);
   cb_wait[0] = cb_wait[1] = cb_ready = segment{};
   cb_batch_out = false;

@@ -1,4 +1,5 @@
-// Domain construction and destruction, the read_lock slow path, token checks.
+// Domain construction and destruction, the shard table's growth, the
+// readers' slow paths, token checks.
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 
 #include "callback_pool.h"
 #include "diagnostics.h"
+#include "fault_injection.h"
 #include "futex.h"
 #include "domain_state.h"
 #include "heavy_barrier.h"
@@ -24,19 +26,20 @@ namespace srcu::detail {
 
 void install_fork_handlers() noexcept;  // fork.cc
 
-domain_core::domain_core(domain* s, const domain_options& options, std::uint32_t shards)
+domain_core::domain_core(domain* s, const domain_options& options, shard_block* small)
     : self(s),
       name_copy(options.name != nullptr ? options.name : "srcu"),
       name(name_copy.c_str()),
-      shard_count(shards) {}
+      small_shard(small) {}
 
-domain_state::domain_state(domain* s, const domain_options& options, std::uint32_t shards)
-    : callback_queue(s, options, shards) {
+domain_state::domain_state(domain* s, const domain_options& options, shard_block* small)
+    : callback_queue(s, options, small) {
   delivery.owner = this;
   engine_slot.node.owner = this;
 }
 
 service_result domain_state::engine_step() noexcept {
+  if (SRCU_UNLIKELY(shards_asked() && !grown())) grow_shards();
   if (const std::uint64_t due = drain_staged_when_due(); due != 0) engine_slot.step_again_at_ns = due;
   const step_result r = drive_once();
   if (move_ready()) pool().enqueue(this);
@@ -53,13 +56,14 @@ std::uint32_t percpu_add_one_outlined(void* first) noexcept {
 #if SRCU_HAVE_PERCPU
   return percpu_add_one(first);
 #else
-  (void)first;  // no domain of this build is per-CPU (shards_for_machine())
+  (void)first;  // no domain of this build is per-CPU (full_table())
   die("(library)", "per-CPU reader counters used with a library built without them");
 #endif
 }
 
 namespace {
 
+#if SRCU_HAVE_PERCPU
 // SRCU_NO_RSEQ=1: the shards' lock-prefixed RMWs even where per-CPU
 // counters would work (the fallback's tests).
 bool fallback_percpu_forced() noexcept {
@@ -93,33 +97,35 @@ std::uint32_t possible_cpus() noexcept {
   if (digits) highest = std::max(highest, value);
   return highest + 1;
 }
+#endif
 
-// Shards for signal-safe and down/up readers and for staged callbacks, a
-// power of two, at most kMaxShards, so a domain stays small. Per-CPU
-// counters (detail/percpu.h) need one shard for every CPU number the
-// kernel can report; otherwise one per online CPU.
-struct shard_layout {
-  std::uint32_t count;
-  bool percpu;
-};
-
-shard_layout shards_for_machine() noexcept {
-  static const shard_layout layout = [] {
+// The full shard table of this machine (readers.h): per-CPU counters
+// (detail/percpu.h) need a block for every CPU number the kernel can report
+// and membarrier (their fences are compiler barriers); otherwise one block
+// per online CPU. A power of two either way; 1 block without per-CPU
+// counters is the small table itself (one CPU: nothing to grow).
+shard_table full_table() noexcept {
+  static const shard_table layout = [] {
     const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-    std::uint32_t want = static_cast<std::uint32_t>(std::max(1L, online));
+    std::uint32_t want = static_cast<std::uint32_t>(std::clamp(online, 1L, long{kMaxShards}));
     bool percpu = false;
 #if SRCU_HAVE_PERCPU
     const std::uint32_t possible = possible_cpus();
-    if (__rseq_size != 0 && possible != 0 && possible <= kMaxShards && !fallback_percpu_forced()) {
+    if (__rseq_size != 0 && possible != 0 && possible <= kMaxPercpuShards && !fallback_percpu_forced() &&
+        !g_readers_fence.load(std::memory_order_relaxed)) {
       percpu = true;
-      want = std::max(want, possible);
+      want = possible;
     }
 #endif
     std::uint32_t n = 1;
-    while (n < want && n < kMaxShards) n *= 2;
-    return shard_layout{n, percpu};
+    while (n < want) n *= 2;
+    return shard_table{nullptr, n, percpu};
   }();
   return layout;
+}
+
+std::uintptr_t log2_of(std::uint32_t power_of_two) noexcept {
+  return static_cast<std::uintptr_t>(__builtin_ctz(power_of_two));
 }
 
 // The lock and unlock calls of a token's flavour, for messages.
@@ -137,6 +143,25 @@ flavour_calls calls_of(std::uintptr_t f) noexcept {
 }
 
 }  // namespace
+
+void domain_core::grow_shards() noexcept {
+  const shard_table want = full_table();
+  if (want.count == 1 && !want.percpu) return;  // one CPU: the small table is the table
+  void* mem = ::operator new(want.count * sizeof(shard_block), std::align_val_t{64}, std::nothrow);
+  if (mem == nullptr) return;  // stays small; asked again at the next engine step
+  auto* first = static_cast<shard_block*>(mem);
+  for (std::uint32_t i = 0; i < want.count; ++i) new (&first[i]) shard_block{}, first[i].domain = self;
+  const std::uintptr_t ref = reinterpret_cast<std::uintptr_t>(first) | (want.percpu ? kPercpuShards : 0) |
+                             (log2_of(want.count) << kShardLogShift);
+  SRCU_INJECT("grow_shards: table built, before publishing");
+  mutex_lock lk(mutex);
+  // Fence ST (docs/design.md §2): pairs with the readers' and call()'s
+  // acquire loads of the table; without it a reader could add to a block
+  // before its zeroing and the domain pointer are visible. Under the mutex:
+  // a scan sees one table from its first pass to its second.
+  self->shards_.store(ref, std::memory_order_release);
+}
+
 }  // namespace srcu::detail
 
 namespace srcu {
@@ -151,20 +176,18 @@ domain::domain(executor& callback_executor, domain_options options)
 domain::domain(const domain_options& options) {
   heavy_barrier_init();
   install_fork_handlers();
-  // One allocation: the state, then the shards on their own cache lines.
-  const shard_layout layout = shards_for_machine();
-  const std::uint32_t shards = layout.count;
+  // One allocation: the state, then the small shard table (one block, on
+  // its own cache line); the full table comes when first needed.
   static_assert(alignof(shard_block) == 64);
   const std::size_t state_bytes = (sizeof(domain_state) + 63) & ~std::size_t{63};
-  void* block = ::operator new(state_bytes + shards * sizeof(shard_block), std::align_val_t{64});
-  shards_ = reinterpret_cast<shard_block*>(static_cast<char*>(block) + state_bytes);
-  for (std::uint32_t i = 0; i < shards; ++i) new (&shards_[i]) shard_block{}, shards_[i].domain = this;
-  shard_mask_ = shards - 1;
-  state_ = new (block) domain_state(this, options, shards);
+  void* block = ::operator new(state_bytes + sizeof(shard_block), std::align_val_t{64});
+  auto* small = new (static_cast<char*>(block) + state_bytes) shard_block{};
+  small->domain = this;
+  shards_.store(reinterpret_cast<std::uintptr_t>(small), std::memory_order_relaxed);
+  state_ = new (block) domain_state(this, options, small);
   id_ = registry_add(state_);
   // heavy_barrier_init() above decided the mode for good.
   fast_id_ = g_readers_fence.load(std::memory_order_relaxed) ? kNoFastPath : id_;
-  percpu_ = layout.percpu && !g_readers_fence.load(std::memory_order_relaxed) ? 1 : 0;
   engine().start();
   pool().start();
 }
@@ -201,7 +224,11 @@ domain::~domain() {
   if (callbacks_ran) s->check_no_readers_at_destruction();
   registry_remove(id_);
   lockdep_forget_domain(this);
-  for (std::uint32_t i = 0; i <= shard_mask_; ++i) shards_[i].~shard_block();
+  if (const shard_table t = s->shards(); t.first != s->small_shard) {
+    for (std::uint32_t i = 0; i < t.count; ++i) t.first[i].~shard_block();
+    ::operator delete(t.first, std::align_val_t{64});
+  }
+  s->small_shard->~shard_block();
   s->~domain_state();
   ::operator delete(s, std::align_val_t{64});
 }
@@ -227,6 +254,50 @@ read_token domain::read_lock_slow() noexcept {
   reader_fence();
   const std::uintptr_t fence = g_readers_fence.load(std::memory_order_relaxed) ? kFenceBit : 0;
   return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(slot)) | fence | idx);
+}
+
+// The signal-safe and down/up sections when the table has no per-CPU
+// counters (small, or no rseq), or was published after the inline load.
+read_token domain::shared_lock_slow(flavour f) noexcept {
+  // Fence ST (docs/design.md §2): pairs with grow_shards()'s release store.
+  const shard_table t = decode_shards(shards_.load(std::memory_order_acquire));
+  const std::uint64_t idx = index_.load(kCounterOrder) & kIndexBit;
+  shard_block* shard;
+  if (t.percpu) {
+    shard = &t.first[percpu_add(&t.first->locks[idx])];
+    // Fence B (docs/design.md §2): as in shared_lock(): a compiler barrier.
+    compiler_reader_fence();  // B: pairs with A in readers_idle()
+  } else {
+    const char probe = 0;
+    shard = &t.first[shard_hint(&probe) & (t.count - 1)];
+    bump_shared(shard->locks[idx]);
+    // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
+    // the critical section's loads pass the lock increment, and a reader the
+    // scan misses reads the old pointer.
+    reader_fence();  // B: pairs with A in readers_idle()
+    // The small table: ask once for the full one (a kick; no allocation,
+    // no lock: async-signal-safe).
+    if (SRCU_UNLIKELY(t.first == state_->small_shard) && state_->want_shards()) engine().kick(state_);
+  }
+  return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(shard)) |
+                    (std::uintptr_t{f} << kFlavourShift) | idx);
+}
+
+void domain::shared_unlock_slow(read_token token) noexcept {
+  // Fence ST (docs/design.md §2): pairs with grow_shards()'s release store.
+  const shard_table t = decode_shards(shards_.load(std::memory_order_acquire));
+  if (t.percpu) {
+    // Fence C (docs/design.md §2): as in shared_unlock(): a compiler barrier.
+    compiler_reader_fence();  // C: pairs with A in readers_idle()
+    percpu_add(&t.first->unlocks[token.raw_ & kIndexBit]);
+    return;
+  }
+  // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
+  // a critical-section access passes the unlock increment and runs after
+  // the updater counted the unlock and freed the object.
+  reader_fence();  // C: pairs with A in readers_idle()
+  auto* block = reinterpret_cast<counter_pair*>(token.raw_ & kBlockMask);
+  bump_shared(block->unlocks[token.raw_ & kIndexBit]);
 }
 
 void domain::unlock_without_lock() const noexcept {
@@ -264,18 +335,17 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
                "to end a section on another thread)");
   }
   // Unlocks first: every unlock counted has its lock before it, so a block
-  // whose locks do not exceed its unlocks has no section left to end. With
-  // per-CPU shards the shards are one block (an unlock lands on its CPU's).
+  // whose locks do not exceed its unlocks has no section left to end. The
+  // shards are one block for this (an unlock lands on its CPU's block, or
+  // on the table current when it runs).
   std::uint64_t unlocks = 0;
   std::uint64_t locks = 0;
-  const bool all_shards = f != kThreadFlavour && percpu_ != 0;
-  for (std::uint32_t i = 0; i <= (all_shards ? shard_mask_ : 0); ++i) {
-    const counter_pair* b = all_shards ? &shards_[i] : block;
-    unlocks += b->unlocks[idx].load(std::memory_order_acquire);
-  }
-  for (std::uint32_t i = 0; i <= (all_shards ? shard_mask_ : 0); ++i) {
-    const counter_pair* b = all_shards ? &shards_[i] : block;
-    locks += b->locks[idx].load(std::memory_order_acquire);
+  if (f == kThreadFlavour) {
+    unlocks = block->unlocks[idx].load(std::memory_order_acquire);
+    locks = block->locks[idx].load(std::memory_order_acquire);
+  } else {
+    state_->for_each_shard([&](const shard_block& b) { unlocks += b.unlocks[idx].load(std::memory_order_acquire); });
+    state_->for_each_shard([&](const shard_block& b) { locks += b.locks[idx].load(std::memory_order_acquire); });
   }
   if (static_cast<std::int64_t>(locks - unlocks) <= 0) {
     message m;

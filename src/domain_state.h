@@ -38,7 +38,7 @@
 namespace srcu::detail {
 
 struct domain_state final : callback_queue {
-  domain_state(domain* self, const domain_options& options, std::uint32_t shard_count);
+  domain_state(domain* self, const domain_options& options, shard_block* small_shard);
 
   static domain_state* of(domain& d) noexcept { return d.state_; }
 

@@ -31,8 +31,8 @@
 
 namespace srcu::detail {
 
-grace_periods::grace_periods(domain* self, const domain_options& options, std::uint32_t shard_count)
-    : reader_side(self, options, shard_count), stall_timeout(options.stall_timeout) {}
+grace_periods::grace_periods(domain* self, const domain_options& options, shard_block* small_shard)
+    : reader_side(self, options, small_shard), stall_timeout(options.stall_timeout) {}
 
 std::uint64_t grace_periods::snapshot() noexcept {
   // Fence S (docs/design.md §2): pairs with G in advance_locked(); without it

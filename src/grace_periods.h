@@ -34,7 +34,7 @@ enum class step_result {
 
 class grace_periods : public reader_side {
  public:
-  grace_periods(domain* self, const domain_options& options, std::uint32_t shard_count);
+  grace_periods(domain* self, const domain_options& options, shard_block* small_shard);
 
   // Cookies (docs/design.md §1.3).
   std::uint64_t snapshot() noexcept;             // fence S + seq_snap(gp_seq)

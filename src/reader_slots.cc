@@ -193,8 +193,8 @@ counter_block* reader_side::take_slot(void* owner) {
     auto* chunk = new slot_chunk;
     chunk->count = next_chunk_size;
     chunk->slots = new counter_block[chunk->count];
-    // readers_idle()'s per-block scratch: one entry per slot and shard.
-    auto scratch = std::make_unique<std::uint64_t[]>(slots_handed_out + chunk->count + shard_count);
+    // readers_idle()'s per-slot scratch: one entry per slot.
+    auto scratch = std::make_unique<std::uint64_t[]>(slots_handed_out + chunk->count);
     scan_unlocks = std::move(scratch);
     slots_handed_out += chunk->count;
     if (next_chunk_size < 256) next_chunk_size *= 2;
@@ -255,18 +255,22 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
     last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
     return false;
   }  // (more unlocks than locks goes on to the full check, which reports it)
-  // First pass: every block's unlock count, kept block by block.
-  std::uint64_t shard_unlocks[kMaxShards];
-  // The scratch of the slots, then of the shards (both stable: mutex held).
-  const std::uint32_t slots = slots_handed_out;
+  // First pass: every slot's unlock count, kept slot by slot, and the
+  // shards' sum (an unlock lands on the shard of the CPU it runs on, or of
+  // the table current then: only the shards' sum means anything).
+  // The slots' scratch (stable: mutex held; so is the shard table).
   std::uint64_t* const slot_unlocks = scan_unlocks.get();
+  std::uint64_t shard_unlocks_sum = 0;
   std::uint64_t unlocks = 0;
   std::uint32_t i = 0;
-  for_each_counter_pair([&](const counter_pair& p, const counter_block*) {
+  for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
     const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
-    (i < slots ? slot_unlocks[i] : shard_unlocks[i - slots]) = u;
+    if (slot != nullptr) {
+      slot_unlocks[i++] = u;
+    } else {
+      shard_unlocks_sum += u;
+    }
     unlocks += u;
-    ++i;
   });
   SRCU_INJECT("readers_idle: after the unlock sum");
   // Fence A (docs/design.md §2): pairs with B and C in the readers
@@ -274,29 +278,24 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
   // the old pointer, or count an unlock without its lock: a false idle.
   heavy_barrier();  // A: pairs with B and C
   SRCU_INJECT("readers_idle: after the heavy barrier");
-  // Second pass: lock counts. By A (with B and C) a block's locks read now
-  // are at least its unlocks read before, for every block, when each lock
-  // precedes its unlock. A block with fewer is an unlock without lock on
-  // that block; caught here, block by block, because in the sums it would
-  // cancel another thread's reader and end the grace period under it.
-  // Per-CPU shards (percpu()) are one block for this: an unlock lands on
-  // the shard of the CPU it runs on, not necessarily its lock's.
-  const bool shards_as_one = percpu();
+  // Second pass: lock counts. By A (with B and C) a slot's locks read now
+  // are at least its unlocks read before, for every slot, when each lock
+  // precedes its unlock. A slot with fewer is an unlock without lock on
+  // that slot; caught here, slot by slot, because in the sums it would
+  // cancel another thread's reader and end the grace period under it. The
+  // shards are one block for this.
   std::uint64_t shard_locks = 0;
-  std::uint64_t shard_unlocks_sum = 0;
   std::uint64_t locks = 0;
   i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
     const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
-    const std::uint64_t u = i < slots ? slot_unlocks[i] : shard_unlocks[i - slots];
-    if (slot == nullptr && shards_as_one) {
+    if (slot == nullptr) {
       shard_locks += l;
-      shard_unlocks_sum += u;
-    } else if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) {
-      report_unlock_without_lock(slot, idx, u - l);
+    } else {
+      const std::uint64_t u = slot_unlocks[i++];
+      if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
     }
     locks += l;
-    ++i;
   });
   if (SRCU_UNLIKELY(static_cast<std::int64_t>(shard_locks - shard_unlocks_sum) < 0)) {
     report_unlock_without_lock(nullptr, idx, shard_unlocks_sum - shard_locks);
@@ -377,17 +376,15 @@ std::size_t reader_side::slots_allocated() const noexcept {
 
 bool reader_side::ever_had_readers() const noexcept {
   if (chunks.load(std::memory_order_acquire) != nullptr) return true;
-  for (std::uint32_t i = 0; i < shard_count; ++i) {
-    if (shard(i).locks[0].load(std::memory_order_acquire) != 0 ||
-        shard(i).locks[1].load(std::memory_order_acquire) != 0) {
-      return true;
-    }
-  }
-  return false;
+  bool used = false;
+  for_each_shard([&](const shard_block& b) {
+    used |= b.locks[0].load(std::memory_order_acquire) != 0 || b.locks[1].load(std::memory_order_acquire) != 0;
+  });
+  return used;
 }
 
 void reader_side::child_after_fork() noexcept {
-  for (std::uint32_t i = 0; i < shard_count; ++i) balance(&shard(i));
+  for_each_shard([](shard_block& b) { balance(&b); });
 }
 
 // The registry's share of fork (the order is fork.cc's). Its mutex and then

@@ -7,6 +7,7 @@
 // the scans below.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -20,21 +21,28 @@ namespace srcu::detail {
 struct domain_state;
 class message;
 
-// Shards per domain (per-CPU reader counters of the signal-safe and down/up
-// flavours, and call() staging): one per online CPU rounded up to a power
-// of two, at most this many. Scans keep one scratch entry per shard on the
-// stack, and barrier() one marker per shard.
-inline constexpr std::uint32_t kMaxShards = 8;
+// Shard tables (detail/reader.h: shard_table). A domain is born small: one
+// block in its own allocation (small_shard). The first signal-safe or
+// down/up section, or call(), asks for the full table (grow_shards(),
+// domain.cc): with per-CPU counters one block per possible CPU (rounded up
+// to a power of two, at most kMaxPercpuShards), else a power of two at
+// least the online CPUs, at most kMaxShards. call() stages on at most the
+// first kStagingShards blocks of a table, so barrier() needs a fixed
+// number of markers (one per staging block and the small one).
+inline constexpr std::uint32_t kMaxShards = 64;
+inline constexpr std::uint32_t kMaxPercpuShards = 4096;
+inline constexpr std::uint32_t kStagingShards = 8;
+inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 
 // Layer 0: what every layer of a domain shares.
 class domain_core {
  public:
-  domain_core(domain* self, const domain_options& options, std::uint32_t shard_count);
+  domain_core(domain* self, const domain_options& options, shard_block* small_shard);
 
   domain* const self;
   const std::string name_copy;  // domain_options::name, owned by the domain
   const char* const name;       // name_copy.c_str(), for messages
-  const std::uint32_t shard_count;
+  shard_block* const small_shard;  // the first table, kept for good (reader.h)
 
   // The domain mutex. Guards the slot free list and chunk allocation, one
   // grace-period step at a time, and the callback segments; held only for
@@ -47,13 +55,49 @@ class domain_core {
   domain_state* whole() noexcept;  // the domain_state this is part of
   const domain_state* whole() const noexcept;
 
+  // The current shard table. Fence ST (docs/design.md §2): pairs with
+  // grow_shards()'s release store; without it the blocks' zeroing may not
+  // be seen. Stable while the domain mutex is held (published under it).
+  shard_table shards() const noexcept {
+    return decode_shards(self->shards_.load(std::memory_order_acquire));
+  }
+  bool grown() const noexcept { return shards().first != small_shard; }
+  // f(block) for the small block, then every block of a grown table.
+  template <class F>
+  void for_each_shard(F&& f) const {
+    f(*small_shard);
+    const shard_table t = shards();
+    if (t.first != small_shard) {
+      for (std::uint32_t i = 0; i < t.count; ++i) f(t.first[i]);
+    }
+  }
+  // The same over the blocks call() may stage on (at most kMaxStagingBlocks).
+  template <class F>
+  void for_each_staging_shard(F&& f) const {
+    f(*small_shard);
+    const shard_table t = shards();
+    if (t.first != small_shard) {
+      for (std::uint32_t i = 0; i < std::min(t.count, kStagingShards); ++i) f(t.first[i]);
+    }
+  }
+  // Small -> full table (domain.cc). want_shards(): true for the call that
+  // first asks (it kicks the engine); async-signal-safe, never allocates.
+  // grow_shards(): the engine's step; allocates, then publishes under the
+  // domain mutex (so a scan, which holds it, sees one table throughout).
+  bool want_shards() noexcept {
+    return !shards_wanted.load(std::memory_order_relaxed) &&
+           !shards_wanted.exchange(true, std::memory_order_relaxed);
+  }
+  bool shards_asked() const noexcept { return shards_wanted.load(std::memory_order_relaxed); }
+  void grow_shards() noexcept SRCU_EXCLUDES(mutex);
+
  protected:
   // The fields of the public domain that the compiled side uses.
-  shard_block& shard(std::uint32_t i) const noexcept { return self->shards_[i]; }
-  std::uint32_t shard_mask() const noexcept { return self->shard_mask_; }
   std::atomic<std::uint64_t>& reader_index() const noexcept { return self->index_; }
   std::uint32_t id() const noexcept { return self->id_; }
-  bool percpu() const noexcept { return self->percpu_ != 0; }  // detail/percpu.h
+
+ private:
+  std::atomic<bool> shards_wanted{false};
 };
 
 // A block of reader slots. Chunks are only ever added (at the head, with a
@@ -129,20 +173,20 @@ void reader_side::for_each_counter_pair(F&& f) const {
   for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
     for (std::uint32_t i = 0; i < c->count; ++i) f(static_cast<const counter_pair&>(c->slots[i]), &c->slots[i]);
   }
-  for (std::uint32_t i = 0; i < shard_count; ++i) {
-    f(static_cast<const counter_pair&>(shard(i)), static_cast<const counter_block*>(nullptr));
-  }
+  for_each_shard([&](const shard_block& b) {
+    f(static_cast<const counter_pair&>(b), static_cast<const counter_block*>(nullptr));
+  });
 }
 
 pid_t slot_owner_tid(const counter_block* slot) noexcept;  // 0: none; the slot's domain mutex held
 
 template <class F>
 void reader_side::visit_inside(unsigned idx, F&& fn) const {
-  std::int64_t shards_inside = 0;  // per-CPU shards: only their sum means anything
+  std::int64_t shards_inside = 0;  // shards: only their sum means anything
   for_each_counter_pair([&](const counter_pair& c, const counter_block* slot) {
     const auto inside = static_cast<std::int64_t>(c.locks[idx].load(std::memory_order_relaxed) -
                                                    c.unlocks[idx].load(std::memory_order_relaxed));
-    if (slot == nullptr && percpu()) {
+    if (slot == nullptr) {
       shards_inside += inside;
     } else if (inside > 0) {
       fn(slot != nullptr ? slot_owner_tid(slot) : 0, static_cast<std::uint64_t>(inside));

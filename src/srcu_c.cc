@@ -18,6 +18,7 @@
 #include <new>
 
 #include "diagnostics.h"
+#include "domain_state.h"
 #include "srcu/domain.h"
 
 #undef init_srcu_struct
@@ -81,21 +82,27 @@ struct c_api {
                       static_cast<std::uintptr_t>(idx));
   }
 
+  // A shared token as the C API's int: (block << 1) | index, block 0 the
+  // small table, k + 1 the full table's block k.
   static int index_of_shared_token(const domain& d, read_token t) noexcept {
     auto* block = reinterpret_cast<shard_block*>(t.raw_ & kBlockMask);
-    const auto shard = static_cast<int>(block - d.shards_);
-    return (shard << 1) | static_cast<int>(t.raw_ & kIndexBit);
+    const domain_state* s = d.state_;
+    const int number = block == s->small_shard ? 0 : static_cast<int>(block - s->shards().first) + 1;
+    return (number << 1) | static_cast<int>(t.raw_ & kIndexBit);
   }
 
   static read_token shared_token(domain& d, int idx, flavour f, const char* unlock) noexcept {
-    const auto shard = static_cast<unsigned>(idx) >> 1;
-    if (SRCU_UNLIKELY(idx < 0 || shard > d.shard_mask_)) {
+    const auto number = static_cast<unsigned>(idx) >> 1;
+    const domain_state* s = d.state_;
+    const shard_table t = s->shards();
+    if (SRCU_UNLIKELY(idx < 0 || (number != 0 && (t.first == s->small_shard || number > t.count)))) {
       message m;
       m << "srcu: domain '" << d.name() << "': " << unlock
         << " given an idx that its lock did not return (" << idx << ")";
       die(m);
     }
-    return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(&d.shards_[shard])) |
+    shard_block* block = number == 0 ? s->small_shard : &t.first[number - 1];
+    return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(block)) |
                       (std::uintptr_t{f} << kFlavourShift) | static_cast<std::uintptr_t>(idx & 1));
   }
 

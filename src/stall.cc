@@ -134,6 +134,9 @@ domain_stats domain_state::stats() const noexcept {
   domain_stats s{};
   grace_periods::fill_stats(s);
   callback_queue::fill_stats(s);
+  const shard_table t = shards();
+  s.reader_shards = t.first == small_shard ? 1 : 1 + t.count;
+  s.per_cpu_readers = t.percpu;
   return s;
 }
 

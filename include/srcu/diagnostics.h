@@ -80,6 +80,15 @@ struct domain_stats {
   std::uint64_t callbacks_invoked;        ///< callbacks that have run and returned (counted per batch; includes all that barrier() waited for once it returns)
   std::chrono::nanoseconds longest_grace_period;  ///< from its start to its end
   std::uint64_t stalls_reported;          ///< stall reports issued
+  /// Blocks of the counters that signal-safe and down/up sections use (and
+  /// call()'s staging): 1 while the domain is small, as it is born; its
+  /// first such section or call() has the engine add the full table, then
+  /// 1 + one block per possible CPU (per_cpu_readers) or per online CPU.
+  /// Not summed over domains in all_domains_stats().
+  std::uint32_t reader_shards;
+  /// The full table's counters are per CPU, incremented in restartable
+  /// sequences without a lock prefix (x86-64 Linux with rseq and membarrier).
+  bool per_cpu_readers;
 };
 
 /// The sum over every live domain, for tools (longest_grace_period: the

@@ -319,6 +319,8 @@ class domain {
   void before_allocating_call();             // callback_backlog_limit
   read_token shared_lock(detail::flavour f) noexcept;
   void shared_unlock(read_token token, detail::flavour f) noexcept;
+  read_token shared_lock_slow(detail::flavour f) noexcept;  // no per-CPU table
+  void shared_unlock_slow(read_token token) noexcept;
   void check_unlock(read_token token, detail::flavour f) const noexcept;
 
   // Hot and read-mostly: the only fields the fast path touches (index_ is
@@ -330,13 +332,11 @@ class domain {
   // read_lock()'s key: id_ with membarrier, detail::kNoFastPath without
   // (then every read_lock() takes read_lock_slow(), which fences).
   std::uint32_t fast_id_ = detail::kNoFastPath;
-  std::uint32_t shard_mask_ = 0;         // shards_ has shard_mask_ + 1 blocks
-  // 1: the shards' reader counters are per CPU, incremented in restartable
-  // sequences (detail/percpu.h) with compiler barriers for B and C (membarrier
-  // in use, rseq registered, one shard per possible CPU); 0: lock-prefixed
-  // RMWs on the shard_hint() shard, and reader_fence(). Fixed at construction.
-  std::uint32_t percpu_ = 0;
-  detail::shard_block* shards_ = nullptr;    // per-CPU: signal-safe/down-up counters, call() staging
+  // The shard table (detail::shard_table): signal-safe and down/up reader
+  // counters and call()'s staging. Written once after construction (small
+  // -> per-CPU, by the engine); read with acquire (Fence ST, docs/design.md
+  // §2). Only a per-CPU table's counters are reached inline.
+  std::atomic<std::uintptr_t> shards_{0};
   detail::domain_state* state_ = nullptr;    // everything else (src/)
 };
 
@@ -396,28 +396,29 @@ SRCU_ALWAYS_INLINE void domain::read_unlock(read_token token) noexcept {
   detail::bump_private(slot->unlocks[token.raw_ & detail::kIndexBit]);
 }
 
+// Per-CPU counters inline (detail/percpu.h); every other table (small,
+// or no rseq) out of line, where the RMW costs more than the call.
 SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
-  const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
-  detail::shard_block* shard;
-  if (SRCU_LIKELY(percpu_ != 0)) {
-    shard = &shards_[detail::percpu_add(&shards_[0].locks[idx])];
-    // Fence B (docs/design.md §2): pairs with A in readers_idle(); a
-    // compiler barrier (percpu_ implies membarrier).
+  // Fence ST (docs/design.md §2): pairs with the table's release store in
+  // grow_shards(); without it the add could land on a block not yet zeroed.
+  const std::uintptr_t ref = shards_.load(std::memory_order_acquire);
+  read_token token;
+  if (SRCU_LIKELY((ref & detail::kPercpuShards) != 0)) {
+    auto* const first = reinterpret_cast<detail::shard_block*>(ref & detail::kBlockMask);
+    const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
+    detail::shard_block* const shard = &first[detail::percpu_add(&first->locks[idx])];
+    // Fence B (docs/design.md §2): pairs with A in readers_idle(); a compiler
+    // barrier (a per-CPU table implies membarrier).
     detail::compiler_reader_fence();  // B: pairs with A in readers_idle()
+    token = read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(shard)) |
+                       (std::uintptr_t{f} << detail::kFlavourShift) | idx);
   } else {
-    const char probe = 0;
-    shard = &shards_[detail::shard_hint(&probe) & shard_mask_];
-    detail::bump_shared(shard->locks[idx]);
-    // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
-    // the critical section's loads pass the lock increment, and a reader the
-    // scan misses reads the old pointer.
-    detail::reader_fence();  // B: pairs with A in readers_idle()
+    token = shared_lock_slow(f);
   }
-#if SRCU_DEBUG
+#if SRCU_DEBUG  // here, not in the library: the caller's build pairs it with the exit
   if (f == detail::kSignalSafeFlavour) detail::debug_signal_safe_enter(this);
 #endif
-  return read_token(reinterpret_cast<std::uintptr_t>(static_cast<detail::counter_pair*>(shard)) |
-                    (std::uintptr_t{f} << detail::kFlavourShift) | idx);
+  return token;
 }
 
 SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour f) noexcept {
@@ -427,22 +428,18 @@ SRCU_ALWAYS_INLINE void domain::shared_unlock(read_token token, detail::flavour 
 #else
   (void)f;
 #endif
-  if (SRCU_LIKELY(percpu_ != 0)) {
-    // Fence C (docs/design.md §2): pairs with A in readers_idle(); a
-    // compiler barrier (percpu_ implies membarrier).
-    detail::compiler_reader_fence();  // C: pairs with A in readers_idle()
-    // This CPU's unlock counter, not necessarily the token's shard (the
-    // section may have begun on another CPU or thread): the scans compare
-    // the shards' sums, as the kernel's per-CPU srcu_data.
-    detail::percpu_add(&shards_[0].unlocks[token.raw_ & detail::kIndexBit]);
-    return;
-  }
-  // Fence C (docs/design.md §2): pairs with A in readers_idle(); without it
-  // a critical-section access passes the unlock increment and runs after
-  // the updater counted the unlock and freed the object.
-  detail::reader_fence();  // C: pairs with A in readers_idle()
-  auto* shard = reinterpret_cast<detail::counter_pair*>(token.raw_ & detail::kBlockMask);
-  detail::bump_shared(shard->unlocks[token.raw_ & detail::kIndexBit]);
+  // Fence ST (docs/design.md §2): as in shared_lock().
+  const std::uintptr_t ref = shards_.load(std::memory_order_acquire);
+  if (SRCU_UNLIKELY((ref & detail::kPercpuShards) == 0)) return shared_unlock_slow(token);
+  // Fence C (docs/design.md §2): pairs with A in readers_idle(); a compiler
+  // barrier (a per-CPU table implies membarrier).
+  detail::compiler_reader_fence();  // C: pairs with A in readers_idle()
+  // This CPU's unlock counter, not necessarily the token's block (the
+  // section may have begun on another CPU, thread, or before the table
+  // existed): the scans compare the shards' sums, as the kernel's per-CPU
+  // srcu_data.
+  auto* const first = reinterpret_cast<detail::shard_block*>(ref & detail::kBlockMask);
+  detail::percpu_add(&first->unlocks[token.raw_ & detail::kIndexBit]);
 }
 
 SRCU_ALWAYS_INLINE void domain::lock() noexcept {

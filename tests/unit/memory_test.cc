@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "srcu/srcu.h"
+#include "test_support.h"
 
 namespace {
 thread_local std::size_t t_allocated = 0;
@@ -26,6 +30,22 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+// The domain's state and shard tables are cache-line aligned: count those too.
+void* operator new(std::size_t n, std::align_val_t a) {
+  t_allocated += n;
+  const auto align = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(n, a);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -56,6 +76,42 @@ TEST(Memory, NewDomainReusesTheLowestFreeId) {
   const std::size_t cost = first_read_cost(fresh);
   EXPECT_LE(cost, baseline + 1024) << "first read in a new domain allocated " << cost
                                    << " bytes; in the reference domain " << baseline;
+}
+
+// A domain is born small (one block of shared-reader counters, whatever
+// the CPU count); its first signal-safe or down/up section and its first
+// call() allocate nothing on the calling thread (they are async-signal-safe
+// and run under any lock): the engine adds the full table afterwards, and a
+// domain created after that is born as small as the first.
+TEST(Memory, SharedSectionsAndCallAllocateNothingAndTheTableGrowsLater) {
+  srcu::domain warm({.name = "warm"});  // the library's one-time allocations (threads, registry)
+  std::size_t before = t_allocated;
+  auto first = std::make_unique<srcu::domain>(srcu::domain_options{.name = "first"});
+  const std::size_t born = t_allocated - before;
+  EXPECT_EQ(first->stats().reader_shards, 1u);
+
+  before = t_allocated;
+  first->up_read(first->down_read());
+  first->read_unlock_signal_safe(first->read_lock_signal_safe());
+  static std::atomic<int> ran{0};
+  srcu::callback_head head;
+  first->call(&head, [](srcu::callback_head*) { ran.fetch_add(1); });
+  EXPECT_EQ(t_allocated - before, 0u) << "shared sections and call() allocated on the calling thread";
+
+  if (std::thread::hardware_concurrency() > 1) {
+    srcu_test::watchdog dog("the engine to add the full shard table after the first shared section");
+    while (first->stats().reader_shards == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_GT(first->stats().reader_shards, 2u);
+  }
+  first->barrier();
+  EXPECT_EQ(ran.load(), 1);
+
+  before = t_allocated;
+  auto second = std::make_unique<srcu::domain>(srcu::domain_options{.name = "first"});
+  // Not the table (64 bytes per CPU): a few bytes of the registry may differ.
+  EXPECT_LT(t_allocated - before, born + 64) << "a domain created after another grew is not born small";
+  RecordProperty("bytes_at_creation", static_cast<int>(born));
+  std::printf("a domain allocates %zu bytes at creation\n", born);
 }
 
 }  // namespace

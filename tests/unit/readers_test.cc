@@ -152,6 +152,39 @@ TEST(Readers, SharedSectionsEndedOnAnotherCpu) {
   EXPECT_GE(d.grace_periods_completed() - before, 200u);
 }
 
+// A domain is born with one block of shared counters; its first down_read()
+// has the engine add the full table (per CPU where rseq works). Sections
+// begun on the small block and ended on the table (their unlocks land on
+// the table's counters) must hold up synchronize() exactly as before, and
+// leave the sums balanced (no false "unlock without lock").
+TEST(Readers, SectionsBegunOnTheSmallTableEndOnTheFullOne) {
+  srcu::domain d({.name = "growing"});
+  EXPECT_EQ(d.stats().reader_shards, 1u);
+  std::vector<srcu::read_token> tokens;
+  tokens.push_back(d.down_read());  // on the small block; asks for the table
+  if (std::thread::hardware_concurrency() > 1) {
+    srcu_test::watchdog dog("the engine to add the full shard table");
+    while (d.stats().reader_shards == 1) std::this_thread::sleep_for(1ms);
+  }
+  for (int i = 0; i < 999; ++i) tokens.push_back(d.down_read());  // on the table
+  srcu_test::watchdog dog("synchronize() on sections begun before the shard table grew");
+  std::atomic<bool> released{false};
+  std::thread up([&] {
+    std::this_thread::sleep_for(50ms);
+    released = true;
+    for (srcu::read_token t : tokens) d.up_read(t);
+  });
+  d.synchronize();
+  EXPECT_TRUE(released.load()) << "synchronize() returned while down_read() sections were open";
+  up.join();
+  // Balanced: both indexes' grace periods end, and no misuse is reported.
+  d.synchronize();
+  d.synchronize_expedited();
+  const srcu::read_token t = d.read_lock_signal_safe();
+  d.read_unlock_signal_safe(t);
+  d.synchronize();
+}
+
 TEST(Readers, SynchronizeWaitsForScopedLock) {
   srcu::domain d;
   expect_synchronize_waits(d, [&](flag& entered, std::atomic<bool>& over) {

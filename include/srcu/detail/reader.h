@@ -62,6 +62,32 @@ struct alignas(64) shard_block : counter_pair {
 };
 static_assert(sizeof(shard_block) == 64);
 
+// A domain's shard table (domain::shards_), one word so that a reader reads
+// it in one load: the address of its first shard_block (64-byte aligned),
+// kPercpuShards when the counters are per CPU (detail/percpu.h: one block
+// per possible CPU, incremented in restartable sequences only), and the
+// log2 of its block count in bits 1..5. A domain starts with one block
+// inside its state and no per-CPU counters (small: lock-prefixed RMWs on
+// that block); the first signal-safe or down/up section, or call(), asks
+// the engine for the full table, which it publishes once (src/domain.cc:
+// the kernel's srcu_size_state small -> big). Blocks are never freed or
+// moved while the domain lives, so a token may name any of them.
+inline constexpr std::uintptr_t kPercpuShards = 1;
+inline constexpr unsigned kShardLogShift = 1;
+inline constexpr std::uintptr_t kShardLogMask = 31;
+
+struct shard_table {
+  shard_block* first;
+  std::uint32_t count;  // a power of two
+  bool percpu;
+};
+
+SRCU_ALWAYS_INLINE shard_table decode_shards(std::uintptr_t ref) noexcept {
+  return shard_table{reinterpret_cast<shard_block*>(ref & ~std::uintptr_t{63}),
+                     std::uint32_t{1} << ((ref >> kShardLogShift) & kShardLogMask),
+                     (ref & kPercpuShards) != 0};
+}
+
 enum flavour : std::uintptr_t {
   kThreadFlavour = 0,      // read_lock / lock / read_guard
   kSignalSafeFlavour = 1,  // read_lock_signal_safe
