@@ -54,18 +54,21 @@
 ///    std::terminate. Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-04, a 2-vCPU AMD EPYC VM, GCC 12.2
-/// -O3; medians; every row in docs/perf/report.md, read in docs/perf/README.md):
-///  read_lock, a read, read_unlock on one thread 2.41 ns (liburcu-memb's
-///  inline pair 2.09 ns, the run shows no difference; the floor of this
-///  design, an index load and a thread-local load/store pair, 1.27 ns); the
-///  signal-safe and down/up pairs 2.47-2.57 ns (per-CPU counters in
-///  restartable sequences; a bare lock-prefixed fetch_add/fetch_sub pair
-///  4.51 ns); synchronize_expedited 1.41 us with no reader, 24.2 us with a
-///  reader spinning on the other CPU (two membarrier(2) calls; urcu-memb
-///  27.7 us); call() 8.90 ns. A domain read by one thread allocates 1,050
-///  bytes on 2 CPUs: per-CPU shards, grace-period and callback state, the
-///  first chunk of reader slots.
+/// Overheads (one run of bench/run, 2026-12-04, a 2-vCPU Intel Xeon VM, GCC
+/// 12.2 -O3; medians; every row in docs/perf/report.md, read in
+/// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/):
+///  read_lock, a read, read_unlock on one thread 2.03 ns (liburcu-memb's
+///  inline pair 2.56 ns, 0.79x, the run shows no difference; 0.83x on two
+///  threads; the floor of this design, an index load and a thread-local
+///  load/store pair, 1.67 ns); the signal-safe and down/up pairs
+///  2.76-3.44 ns (per-CPU counters in restartable sequences; a bare
+///  lock-prefixed fetch_add/fetch_sub pair 14.0 ns on this CPU);
+///  synchronize_expedited 0.63 us with no reader, 43.2 us with a reader
+///  spinning on the other CPU (two membarrier(2) calls; urcu-memb 43.1 us);
+///  call() 31.2 ns (two lock-prefixed RMWs). A domain allocates 608 bytes at
+///  creation on any machine (its state and one shard block); a thread's
+///  first read adds its slot chunk, the first signal-safe or down/up section
+///  or call() adds 64 bytes per possible CPU.
 #pragma once
 
 #include <atomic>
@@ -170,9 +173,12 @@ class domain {
   /// domain. Pair only with each other. Each of lock and unlock adds 1 to a
   /// per-CPU counter: inside a restartable sequence, with no lock prefix,
   /// where the library runs per-CPU (x86-64 Linux, glibc's rseq registered,
-  /// membarrier in use, at most 8 possible CPUs, SRCU_NO_RSEQ unset);
-  /// otherwise with one atomic RMW on a shared counter. Lock-free.
-  /// Async-signal-safe: yes. Allocates: no.
+  /// membarrier in use, at most 4096 possible CPUs, SRCU_NO_RSEQ unset);
+  /// otherwise with one atomic RMW on a shared counter. A domain is born
+  /// with one shared counter block: its first signal-safe or down/up
+  /// section (or call()) has the engine add the per-CPU table, so the first
+  /// sections pay an atomic RMW. Lock-free. Async-signal-safe: yes.
+  /// Allocates: no.
   [[nodiscard]] read_token read_lock_signal_safe() noexcept;
   /// @copydoc read_lock_signal_safe()
   void read_unlock_signal_safe(read_token token) noexcept;
