@@ -114,4 +114,52 @@ TEST(Memory, SharedSectionsAndCallAllocateNothingAndTheTableGrowsLater) {
   std::printf("a domain allocates %zu bytes at creation\n", born);
 }
 
+// Threads of this process (/proc/self/status).
+int process_threads() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "Threads: %d", &n) == 1) break;
+  }
+  std::fclose(f);
+  return n;
+}
+
+// Domains are meant to be numerous: idle ones cost their creation bytes
+// each, no per-CPU table and no thread. A million of them in release
+// builds (fewer under the sanitizers, whose allocators multiply the cost).
+TEST(Memory, AMillionIdleDomainsCostTheirCreationBytesAndNoThread) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr std::size_t kDomains = 50'000;
+#else
+  constexpr std::size_t kDomains = 1'000'000;
+#endif
+  srcu::domain warm({.name = "warm"});
+  std::size_t before = t_allocated;
+  { srcu::domain one({.name = "idle"}); }
+  const std::size_t born = t_allocated - before;
+  std::vector<std::unique_ptr<srcu::domain>> domains;
+  domains.reserve(kDomains);  // not counted: taken before `before`
+  const int threads_before = process_threads();
+  before = t_allocated;
+  for (std::size_t i = 0; i < kDomains; ++i) {
+    domains.push_back(std::make_unique<srcu::domain>(srcu::domain_options{.name = "idle"}));
+  }
+  const std::size_t bytes = t_allocated - before;
+  const double per_domain = static_cast<double>(bytes) / kDomains;
+  std::printf("%zu idle domains: %.1f bytes each (the first alone: %zu, srcu::domain itself %zu)\n",
+              kDomains, per_domain, born, sizeof(srcu::domain));
+  RecordProperty("bytes_per_idle_domain", static_cast<int>(per_domain));
+  // Each costs what one costs (the object, its state and its one shard
+  // block), plus its share of the registry's id table (8 bytes an id,
+  // grown by doubling: at most 16 on average): not a per-CPU table.
+  EXPECT_LE(per_domain, static_cast<double>(sizeof(srcu::domain) + born + 16));
+  EXPECT_EQ(process_threads(), threads_before) << "idle domains started threads";
+  for (std::size_t i = 0; i < kDomains; i += kDomains / 10) EXPECT_EQ(domains[i]->stats().reader_shards, 1u);
+  srcu_test::watchdog dog("destroying the idle domains");
+  domains.clear();
+}
+
 }  // namespace
