@@ -76,6 +76,34 @@ struct srcu_retire_lib {
   static void barrier() { g_domain.barrier(); }
 };
 
+// The concurrent_updaters row with every caller on a domain of its own:
+// grace periods are not shared, but scans that overlap share heavy barriers
+// (one membarrier(2) serves them all), so hb_per_call shows that sharing.
+constexpr int kOwnDomains = 8;  // the row's largest caller count
+srcu::domain g_own_domains[kOwnDomains] = {
+    srcu::domain({.name = "bench-own-0"}), srcu::domain({.name = "bench-own-1"}),
+    srcu::domain({.name = "bench-own-2"}), srcu::domain({.name = "bench-own-3"}),
+    srcu::domain({.name = "bench-own-4"}), srcu::domain({.name = "bench-own-5"}),
+    srcu::domain({.name = "bench-own-6"}), srcu::domain({.name = "bench-own-7"})};
+std::atomic<unsigned> g_own_next{0};
+
+struct srcu_own_domains_lib {
+  static constexpr const char* name = "srcu-own-domains";
+  using updater_scope = no_scope;
+  static void synchronize() {
+    // A caller thread takes the next domain on its first call.
+    thread_local srcu::domain& mine =
+        g_own_domains[g_own_next.fetch_add(1, std::memory_order_relaxed) % kOwnDomains];
+    mine.synchronize();
+  }
+  static std::uint64_t grace_periods() {
+    std::uint64_t n = 0;
+    for (srcu::domain& d : g_own_domains) n += d.grace_periods_completed();
+    return n;
+  }
+  static std::uint64_t heavy_barriers() { return srcu::all_domains_stats().heavy_barriers; }
+};
+
 void warm() {
   srcu::callback_head h;
   g_domain.call(&h, [](srcu::callback_head*) {});
@@ -85,6 +113,12 @@ void warm() {
 const bool registered = [] {
   register_library<srcu_lib>();
   register_sync_rows<srcu_lib>("srcu-expedited", [] { g_domain.synchronize_expedited(); });
+  benchmark::RegisterBenchmark(
+      row_name("concurrent_updaters", srcu_own_domains_lib::name).c_str(),
+      [](benchmark::State& state) {
+        concurrent_updaters<srcu_own_domains_lib>(state, [] { srcu_own_domains_lib::synchronize(); });
+      })
+      ->ArgName("callers")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
   register_library<srcu_signal_safe_lib>();
   register_library<srcu_down_up_lib>();
   register_defer_rows<srcu_retire_lib>(srcu_retire_lib::name, /*latency_row=*/false);

@@ -35,7 +35,7 @@ METRICS = {
 }
 # The srcu row each group is compared from, and the competitors it meets.
 SRCU = {"reader_pair": "srcu", "sync_latency": "srcu-expedited"}
-LIB_ORDER = ["srcu", "srcu-expedited", "srcu-signal-safe", "srcu-down-up", "srcu-retire",
+LIB_ORDER = ["srcu", "srcu-expedited", "srcu-own-domains", "srcu-signal-safe", "srcu-down-up", "srcu-retire",
              "urcu-memb", "urcu-mb", "urcu-qsbr", "ck_epoch", "std::shared_mutex",
              "pthread_rwlock", "std::shared_ptr", "atomic-rmw-pair", "tls-floor"]
 
@@ -395,8 +395,10 @@ def markdown(rows, m, made, raw_name):
                        "same library. Ratios are srcu's synchronize_expedited against each."))
     lines.append(table(rows, "concurrent_updaters", "Concurrent updaters (µs per synchronize, per thread)",
                        "k threads each calling synchronize 500 times; the next two tables show how many "
-                       "grace periods and heavy barriers srcu ran per call."))
-    srcu_rows = [r for r in rows if r["library"] in ("srcu", "srcu-expedited")]
+                       "grace periods and heavy barriers srcu ran per call. srcu-own-domains: each "
+                       "thread on a domain of its own (no grace period to share; overlapping scans "
+                       "share heavy barriers)."))
+    srcu_rows = [r for r in rows if r["library"] in ("srcu", "srcu-expedited", "srcu-own-domains")]
     lines.append(table(srcu_rows, "concurrent_updaters", "Concurrent updaters: srcu's grace periods per call",
                        "Below 1: concurrent calls shared grace periods.",
                        field="gp_per_call", field_unit=""))

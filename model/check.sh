@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# model/check.sh -- exhaustive spin runs of the two models in model/:
+# model/check.sh -- exhaustive spin runs of the three models in model/:
 #   srcu.pml    readers and scans (the grace period's safety)
 #   gp_seq.pml  the grace-period sequence, gp_seq_needed and the driver
 #               hand-off between wait_for() callers, start_poll() and the
 #               engine (safety, and liveness: every requested cookie is done)
+#   heavy_barrier.pml  one membarrier() shared by the scans that need one at
+#               the same moment (safety: each scan's barrier began after its
+#               first pass; no lost wake-up)
 #
 # Runs each model as implemented (and srcu.pml also with readers that may take
 # either index, and with two readers sharing a counter block), expecting no
@@ -13,13 +16,14 @@
 # unexpected.  Works from any directory; pan is built in a temporary
 # directory that is removed afterwards.
 #
-# Usage: model/check.sh [--keep] [--model srcu|gp_seq] [-DNAME=VALUE ...]
+# Usage: model/check.sh [--keep] [--model srcu|gp_seq|heavy_barrier] [-DNAME=VALUE ...]
 #   --keep        keep the temporary directory (pan sources, outputs, trails)
 #   --model M     run only the variants of M.pml
 #   -DNR=3 ...    extra defines passed to every spin run (bounds; srcu.pml: NR
 #                 readers, NCS critical sections each, NGP grace periods;
 #                 gp_seq.pml: NW waiters, NCALL calls each, NP pollers, NPOLL
-#                 start_polls each, NBUSY busy scans)
+#                 start_polls each, NBUSY busy scans; heavy_barrier.pml: NS
+#                 scanning threads, NSCAN scans each)
 #
 # Needs spin (Debian/Ubuntu: apt-get install spin) and gcc.  One pan at a
 # time, single-threaded; about a minute (most of it building pan) and under
@@ -44,8 +48,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 case "$only" in
-  ""|srcu|gp_seq) ;;
-  *) echo "check.sh: --model takes srcu or gp_seq, not '$only'" >&2; exit 2 ;;
+  ""|srcu|gp_seq|heavy_barrier) ;;
+  *) echo "check.sh: --model takes srcu, gp_seq or heavy_barrier, not '$only'" >&2; exit 2 ;;
 esac
 
 if ! command -v spin >/dev/null 2>&1; then
@@ -57,7 +61,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
   echo "check.sh: no C compiler '$cc' to build pan. Install one with: sudo apt-get install gcc" >&2
   exit 1
 fi
-for m in srcu gp_seq; do
+for m in srcu gp_seq heavy_barrier; do
   [[ -r "$here/$m.pml" ]] || { echo "check.sh: $here/$m.pml not found" >&2; exit 1; }
 done
 
@@ -98,9 +102,12 @@ variants=(
   "gp_seq|busted-kick-before-request|-DBUSTED_KICK_BEFORE_REQUEST|safety|fail|invalid end state"
   "gp_seq|busted-snap|-DBUSTED_SNAP|safety|fail|gp_ended>s0"
   "gp_seq|engine-polls-cycles|-DENGINE_POLLS_CONTENDED|cycles|fail|non-progress cycle"
+  "heavy_barrier|correct||safety|pass|"
+  "heavy_barrier|busted-snap|-DBUSTED_SNAP|safety|fail|ended>s0"
+  "heavy_barrier|busted-load-sleepers-first|-DBUSTED_LOAD_SLEEPERS_FIRST|safety|fail|invalid end state"
 )
 
-echo "spin models: $here/{srcu,gp_seq}.pml  ($(spin -V | head -n 1))${extra[*]:+  extra: ${extra[*]}}"
+echo "spin models: $here/{srcu,gp_seq,heavy_barrier}.pml  ($(spin -V | head -n 1))${extra[*]:+  extra: ${extra[*]}}"
 t_all="$(now)"
 bad=0
 for v in "${variants[@]}"; do

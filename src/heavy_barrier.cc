@@ -9,6 +9,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "fault_injection.h"
+#include "futex.h"
 #include "srcu/detail/reader.h"
 
 namespace srcu::detail {
@@ -21,6 +23,15 @@ namespace {
 
 constinit std::atomic<bool> g_use_membarrier{false};
 std::once_flag g_init_once;
+
+// One membarrier() serves every scan that needs one at that moment, in any
+// domain (it is process-wide), like the kernel's expedited grace-period
+// sequence: g_barrier_seq is even while none is in flight and odd while one
+// is. A scan snapshots it, and returns once a barrier that began after the
+// snapshot has ended (sequence >= snap): issuing one itself when none is in
+// flight, else sleeping until the one in flight ends and looking again.
+constinit std::atomic<std::uint32_t> g_barrier_seq{0};
+constinit std::atomic<std::uint32_t> g_barrier_sleepers{0};
 
 long membarrier(int cmd) noexcept { return ::syscall(__NR_membarrier, cmd, 0, 0); }
 
@@ -48,6 +59,11 @@ void heavy_barrier_init() noexcept {
 }
 
 void heavy_barrier_reinit_after_fork() noexcept {
+  // A barrier another thread had in flight at fork() never ends in the
+  // child: end it on the books (this thread is the child's only one).
+  const std::uint32_t seq = g_barrier_seq.load(std::memory_order_relaxed);
+  if ((seq & 1) != 0) g_barrier_seq.store(seq + 1, std::memory_order_relaxed);
+  g_barrier_sleepers.store(0, std::memory_order_relaxed);
   if (g_use_membarrier.load(std::memory_order_relaxed) && !try_register()) {
     // Cannot happen on Linux (registration is inherited); if it did, readers
     // in the child would be unprotected: stop rather than corrupt.
@@ -57,26 +73,84 @@ void heavy_barrier_reinit_after_fork() noexcept {
   }
 }
 
-void heavy_barrier() noexcept {
-  g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+namespace {
+
+bool seq_reached(std::uint32_t seq, std::uint32_t snap) noexcept {
+  return static_cast<std::int32_t>(seq - snap) >= 0;
+}
+
+// The barrier a scan shares. Under TSan, which cannot see membarrier()'s
+// interrupts, readers fence for real (B and C) and this is a seq_cst fence:
+// the sharing protocol around it still runs, so TSan checks it.
+void issue_barrier() noexcept {
 #if SRCU_TSAN
-  // TSan cannot see the membarrier IPIs; readers fence for real under TSan.
-  // Fence A (docs/design.md §2): pairs with B and C, real fences under TSan.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
-  if (g_use_membarrier.load(std::memory_order_relaxed)) {
-    // Fence A (docs/design.md §2): a full barrier on every CPU running a
-    // thread of this process; pairs with the compiler barriers B and C in
-    // readers. Without it a scan misses a reader that reads the old pointer.
-    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
-    static const char kMsg[] = "srcu: membarrier(PRIVATE_EXPEDITED) failed after registration\n";
-    (void)!::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
-    std::abort();
-  }
-  // Fence A (docs/design.md §2), fallback: pairs with B and C, which are real
-  // seq_cst fences in this mode (g_readers_fence).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
+  static const char kMsg[] = "srcu: membarrier(PRIVATE_EXPEDITED) failed after registration\n";
+  (void)!::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
+  std::abort();
 #endif
+}
+
+void shared_barrier() noexcept {
+  // Fence HB (docs/design.md §2): the scan's first pass is ordered before
+  // the snapshot, so a barrier that begins after the snapshot (its CAS is
+  // later in g_barrier_seq's order) interrupts every CPU after that pass.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint32_t snap = (g_barrier_seq.load(std::memory_order_acquire) + 3) & ~std::uint32_t{1};
+  for (;;) {
+    // Fence HB (docs/design.md §2): acquire pairs with the issuer's release
+    // of the ended sequence: its membarrier() has returned, every CPU has
+    // executed a full barrier between our first pass and our second.
+    std::uint32_t cur = g_barrier_seq.load(std::memory_order_acquire);
+    if (seq_reached(cur, snap)) break;
+    if ((cur & 1) == 0 &&
+        g_barrier_seq.compare_exchange_strong(cur, cur + 1, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+      g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+      SRCU_INJECT("heavy_barrier: in flight, before membarrier()");
+      // Fence A (docs/design.md §2): a full barrier on every CPU running a
+      // thread of this process; pairs with the compiler barriers B and C in
+      // readers. Without it a scan misses a reader that reads the old pointer.
+      issue_barrier();
+      // Fence HB (docs/design.md §2): release to the scans served by this
+      // barrier; seq_cst with the sleepers' count (store buffering): either
+      // this sees a sleeper and wakes it, or the sleeper sees the new value.
+      g_barrier_seq.store(cur + 2, std::memory_order_seq_cst);
+      if (g_barrier_sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(g_barrier_seq);
+      break;  // cur >= the snapshot's base, so cur + 2 reaches snap
+    }
+    if ((cur & 1) != 0) {
+      // Fence HB (docs/design.md §2): seq_cst pairs with the issuer's store
+      // and sleeper load above; without it both miss and this sleeps until
+      // the timeout.
+      g_barrier_sleepers.fetch_add(1, std::memory_order_seq_cst);
+      SRCU_INJECT("heavy_barrier: counted as a sleeper, before the re-check");
+      if (g_barrier_seq.load(std::memory_order_seq_cst) == cur) {
+        futex_wait(g_barrier_seq, cur, std::chrono::milliseconds(10));
+      }
+      g_barrier_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  // Fence HB (docs/design.md §2): the scan's second pass after the barrier.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+}  // namespace
+
+void heavy_barrier() noexcept {
+#if !SRCU_TSAN
+  if (!g_use_membarrier.load(std::memory_order_relaxed)) {
+    g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+    // Fence A (docs/design.md §2), fallback: pairs with B and C, which are
+    // real seq_cst fences in this mode (g_readers_fence). Not shared: a fence
+    // costs less than waiting for another thread's.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return;
+  }
+#endif
+  shared_barrier();  // Fence A (docs/design.md §2), shared (Fence HB)
 }
 
 std::uint64_t heavy_barriers_issued() noexcept {

@@ -99,7 +99,9 @@ struct process_stats {
   /// Heavy barriers (membarrier(2) calls, or fences without it) made by
   /// reader scans of every domain since the process started: two per grace
   /// period when no reader is visibly inside, fewer per caller when
-  /// concurrent synchronize() calls share grace periods.
+  /// concurrent synchronize() calls share grace periods, and fewer per scan
+  /// when scans of any domains overlap in time (one membarrier(2) serves
+  /// every scan waiting for one; counted once).
   std::uint64_t heavy_barriers;
 };
 

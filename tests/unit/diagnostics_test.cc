@@ -8,6 +8,7 @@
 #include <srcu/srcu.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -409,6 +410,61 @@ TEST(ProcessStats, HeavyBarriersCountTheScans) {
   const std::uint64_t after = srcu::all_domains_stats().heavy_barriers;
   EXPECT_GE(gps, 1u);
   EXPECT_GE(after - before, 2 * gps) << "two scans per grace period, one heavy barrier each";
+}
+
+}  // namespace
+
+namespace {
+
+// One membarrier() serves every scan waiting for one at that moment, in any
+// domain (fence HB): with updaters of eight domains calling synchronize() at
+// once (oversubscribed on small machines, so a thread is often preempted
+// with its barrier in flight), fewer barriers are issued than scans run.
+// With no reader, every grace period is two scans that each need one, so
+// without sharing the two counts are equal. The loop runs until sharing has
+// been seen (a behaviour, not a speed: one overlap suffices), bounded by
+// the watchdog.
+TEST(ProcessStats, ConcurrentScansOfDifferentDomainsShareHeavyBarriers) {
+  if (srcu::detail::g_readers_fence.load(std::memory_order_relaxed)) {
+    GTEST_SKIP() << "membarrier(2) unavailable or forced off: each scan fences for itself";
+  }
+  constexpr int kDomains = 8;
+  std::vector<std::unique_ptr<srcu::domain>> domains;
+  for (int i = 0; i < kDomains; ++i) {
+    domains.push_back(std::make_unique<srcu::domain>(srcu::domain_options{.name = "shared-barrier"}));
+  }
+  const auto total_gps = [&] {
+    std::uint64_t n = 0;
+    for (auto& d : domains) n += d->grace_periods_completed();
+    return n;
+  };
+  const std::uint64_t gps_before = total_gps();
+  const std::uint64_t barriers_before = srcu::all_domains_stats().heavy_barriers;
+  std::atomic<bool> shared{false};
+  std::uint64_t gps = 0;
+  std::uint64_t barriers = 0;
+  watchdog wd("a heavy barrier shared by scans of different domains", 60s);
+  std::vector<std::thread> updaters;
+  for (int i = 0; i < kDomains; ++i) {
+    updaters.emplace_back([&, i] {
+      while (!shared.load(std::memory_order_relaxed)) {
+        for (int n = 0; n < 50; ++n) domains[static_cast<std::size_t>(i)]->synchronize();
+        if (i != 0) continue;
+        // Grace periods first: a scan counts its barrier before its grace
+        // period ends (and that end is an acquire here), so the barriers
+        // read after include every ended grace period's; without sharing
+        // barriers >= 2 x grace periods.
+        gps = total_gps() - gps_before;
+        barriers = srcu::all_domains_stats().heavy_barriers - barriers_before;
+        if (barriers < 2 * gps) shared.store(true, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::thread& t : updaters) t.join();
+  EXPECT_LT(barriers, 2 * gps) << "barriers issued " << barriers << ", scans " << 2 * gps;
+  EXPECT_GT(barriers, 0u);
+  RecordProperty("heavy_barriers_per_grace_period",
+                 std::to_string(static_cast<double>(barriers) / static_cast<double>(gps)));
 }
 
 }  // namespace
