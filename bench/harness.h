@@ -261,7 +261,9 @@ void sync_latency(benchmark::State& state, const std::string& row, Sync sync) {
 
 // =====================================================================================
 // 3. Concurrent updaters: k threads each calling synchronize kCallsPerUpdater
-//    times; manual time = wall time from the start signal to the last return.
+//    times, with 0 or 1 thread spinning in read sections of the same library
+//    (as in sync_latency); manual time = wall time from the start signal to
+//    the last return.
 //    us_per_call is per thread; gp_per_call (libraries that count) is the
 //    grace periods run per synchronize call: below 1 means calls shared them;
 //    hb_per_call (srcu) the heavy barriers (membarrier calls) per call.
@@ -272,6 +274,10 @@ inline constexpr int kCallsPerUpdater = 500;
 template <class Lib, class Sync>
 void concurrent_updaters(benchmark::State& state, Sync sync) {
   const auto callers = static_cast<int>(state.range(0));
+  std::optional<reader_spinners<Lib>> spinners;
+  if constexpr (requires { typename Lib::read_guard; }) {
+    if (state.range(1) > 0) spinners.emplace(static_cast<int>(state.range(1)));
+  }
   std::uint64_t gp_before = 0;
   if constexpr (has_grace_periods<Lib>) gp_before = Lib::grace_periods();
   [[maybe_unused]] std::uint64_t hb_before = 0;
@@ -764,7 +770,8 @@ void register_sync_rows(const char* name, Sync sync) {
   benchmark::RegisterBenchmark(
       row_name("concurrent_updaters", name).c_str(),
       [sync](benchmark::State& state) { concurrent_updaters<Lib>(state, sync); })
-      ->ArgName("callers")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
+      ->ArgNames({"callers", "readers"})->Args({1, 0})->Args({2, 0})->Args({8, 0})
+      ->Args({1, 1})->Args({8, 1})->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
 // defer_enqueue (1 and 2 threads) and defer_1M rows, and defer_latency

@@ -118,7 +118,8 @@ const bool registered = [] {
       [](benchmark::State& state) {
         concurrent_updaters<srcu_own_domains_lib>(state, [] { srcu_own_domains_lib::synchronize(); });
       })
-      ->ArgName("callers")->Arg(1)->Arg(2)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond);
+      ->ArgNames({"callers", "readers"})->Args({1, 0})->Args({2, 0})->Args({8, 0})
+      ->UseManualTime()->Unit(benchmark::kMillisecond);
   register_library<srcu_signal_safe_lib>();
   register_library<srcu_down_up_lib>();
   register_defer_rows<srcu_retire_lib>(srcu_retire_lib::name, /*latency_row=*/false);

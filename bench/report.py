@@ -394,7 +394,8 @@ def markdown(rows, m, made, raw_name):
                        "One updater on CPU 0; `readers` threads spin in read sections of the "
                        "same library. Ratios are srcu's synchronize_expedited against each."))
     lines.append(table(rows, "concurrent_updaters", "Concurrent updaters (µs per synchronize, per thread)",
-                       "k threads each calling synchronize 500 times; the next two tables show how many "
+                       "k threads each calling synchronize 500 times, with 0 or 1 thread spinning in read "
+                       "sections of the same library; the next two tables show how many "
                        "grace periods and heavy barriers srcu ran per call. srcu-own-domains: each "
                        "thread on a domain of its own (no grace period to share; overlapping scans "
                        "share heavy barriers)."))

@@ -163,11 +163,11 @@ void run::print_report() {
   }
   line("srcu stats (domain::stats(), invoked/queued): %s", stats_line.c_str());
   line("srcu stats, all %zu live domains: gps %llu (expedited %llu), callbacks %llu/%llu, longest %.1f ms, "
-       "stalls %llu",
+       "stalls %llu; heavy barriers issued in the process %llu (one serves every scan that overlaps it)",
        all_stats_at_end_.domains, ull(all_stats_at_end_.totals.grace_periods),
        ull(all_stats_at_end_.totals.expedited_grace_periods), ull(all_stats_at_end_.totals.callbacks_invoked),
        ull(all_stats_at_end_.totals.callbacks_queued), all_stats_at_end_.totals.longest_grace_period.count() / 1e6,
-       ull(all_stats_at_end_.totals.stalls_reported));
+       ull(all_stats_at_end_.totals.stalls_reported), ull(all_stats_at_end_.heavy_barriers));
 
   std::uint64_t prim[kUpdateOpsCount] = {};
   std::int64_t longest[kUpdateOpsCount] = {};
