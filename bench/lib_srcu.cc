@@ -2,6 +2,8 @@
 // barrier()), synchronize_expedited as its own sync rows, the signal-safe
 // and down_read/up_read readers, and retire() (which allocates a node).
 
+#include <memory>
+
 #include "harness.h"
 #include "srcu/srcu.h"
 
@@ -79,12 +81,11 @@ struct srcu_retire_lib {
 // The concurrent_updaters row with every caller on a domain of its own:
 // grace periods are not shared, but scans that overlap share heavy barriers
 // (one membarrier(2) serves them all), so hb_per_call shows that sharing.
+// The domains live only while the row runs: a domain id stays taken while its
+// domain lives, and the ids a thread reads size its slot table (the
+// memory_per_thread row would count 8 more entries).
 constexpr int kOwnDomains = 8;  // the row's largest caller count
-srcu::domain g_own_domains[kOwnDomains] = {
-    srcu::domain({.name = "bench-own-0"}), srcu::domain({.name = "bench-own-1"}),
-    srcu::domain({.name = "bench-own-2"}), srcu::domain({.name = "bench-own-3"}),
-    srcu::domain({.name = "bench-own-4"}), srcu::domain({.name = "bench-own-5"}),
-    srcu::domain({.name = "bench-own-6"}), srcu::domain({.name = "bench-own-7"})};
+std::unique_ptr<srcu::domain> g_own_domains[kOwnDomains];
 std::atomic<unsigned> g_own_next{0};
 
 struct srcu_own_domains_lib {
@@ -93,15 +94,20 @@ struct srcu_own_domains_lib {
   static void synchronize() {
     // A caller thread takes the next domain on its first call.
     thread_local srcu::domain& mine =
-        g_own_domains[g_own_next.fetch_add(1, std::memory_order_relaxed) % kOwnDomains];
+        *g_own_domains[g_own_next.fetch_add(1, std::memory_order_relaxed) % kOwnDomains];
     mine.synchronize();
   }
   static std::uint64_t grace_periods() {
     std::uint64_t n = 0;
-    for (srcu::domain& d : g_own_domains) n += d.grace_periods_completed();
+    for (const auto& d : g_own_domains) n += d->grace_periods_completed();
     return n;
   }
   static std::uint64_t heavy_barriers() { return srcu::all_domains_stats().heavy_barriers; }
+  static void row(benchmark::State& state) {
+    for (auto& d : g_own_domains) d = std::make_unique<srcu::domain>(srcu::domain_options{.name = "bench-own"});
+    concurrent_updaters<srcu_own_domains_lib>(state, [] { synchronize(); });
+    for (auto& d : g_own_domains) d.reset();
+  }
 };
 
 void warm() {
@@ -115,9 +121,7 @@ const bool registered = [] {
   register_sync_rows<srcu_lib>("srcu-expedited", [] { g_domain.synchronize_expedited(); });
   benchmark::RegisterBenchmark(
       row_name("concurrent_updaters", srcu_own_domains_lib::name).c_str(),
-      [](benchmark::State& state) {
-        concurrent_updaters<srcu_own_domains_lib>(state, [] { srcu_own_domains_lib::synchronize(); });
-      })
+      srcu_own_domains_lib::row)
       ->ArgNames({"callers", "readers"})->Args({1, 0})->Args({2, 0})->Args({8, 0})
       ->UseManualTime()->Unit(benchmark::kMillisecond);
   register_library<srcu_signal_safe_lib>();
