@@ -22,7 +22,11 @@
  *                   the word and sleeps in one step (the code's user-space
  *                   re-check before it only saves the system call), then
  *                   sleepers--.  futex_wait has NO timeout here: the model
- *                   requires that no wake-up depends on the code's 10 ms one.
+ *                   requires that no wake-up depends on the code's timeout.
+ *                   Nor is the code's way out modelled: a scan whose barrier
+ *                   is still in flight after 1 ms issues one of its own (fence
+ *                   A on its own terms, so it needs no sharing argument;
+ *                   modelling it would also hide a lost wake-up).
  *
  * Checked (SC interleavings; the fences that make the C++ code behave so are
  * argued in docs/design.md §2, HB):

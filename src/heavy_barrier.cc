@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -32,6 +33,10 @@ std::once_flag g_init_once;
 // flight, else sleeping until the one in flight ends and looking again.
 constinit std::atomic<std::uint32_t> g_barrier_seq{0};
 constinit std::atomic<std::uint32_t> g_barrier_sleepers{0};
+// heavy_barrier_issuing_here(): set after the CAS, cleared before the end
+// store (their acquire and release keep it inside); volatile, for a signal
+// handler on this thread.
+constinit thread_local volatile std::sig_atomic_t tls_issuing = 0;
 
 long membarrier(int cmd) noexcept { return ::syscall(__NR_membarrier, cmd, 0, 0); }
 
@@ -75,6 +80,10 @@ void heavy_barrier_reinit_after_fork() noexcept {
 
 namespace {
 
+// How long a scan waits for another thread's barrier before issuing its own.
+// membarrier() takes microseconds; an issuer gone this long is not running.
+constexpr std::chrono::nanoseconds kIssuerPatience = std::chrono::milliseconds(1);
+
 bool seq_reached(std::uint32_t seq, std::uint32_t snap) noexcept {
   return static_cast<std::int32_t>(seq - snap) >= 0;
 }
@@ -99,6 +108,7 @@ void shared_barrier() noexcept {
   // later in g_barrier_seq's order) interrupts every CPU after that pass.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   const std::uint32_t snap = (g_barrier_seq.load(std::memory_order_acquire) + 3) & ~std::uint32_t{1};
+  std::uint64_t waiting_since_ns = 0;  // set when this scan first sleeps
   for (;;) {
     // Fence HB (docs/design.md §2): acquire pairs with the issuer's release
     // of the ended sequence: its membarrier() has returned, every CPU has
@@ -109,6 +119,7 @@ void shared_barrier() noexcept {
         g_barrier_seq.compare_exchange_strong(cur, cur + 1, std::memory_order_acq_rel,
                                               std::memory_order_acquire)) {
       g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+      tls_issuing = 1;
       SRCU_INJECT("heavy_barrier: in flight, before membarrier()");
       // Fence A (docs/design.md §2): a full barrier on every CPU running a
       // thread of this process; pairs with the compiler barriers B and C in
@@ -117,6 +128,7 @@ void shared_barrier() noexcept {
       // Fence HB (docs/design.md §2): release to the scans served by this
       // barrier; seq_cst with the sleepers' count (store buffering): either
       // this sees a sleeper and wakes it, or the sleeper sees the new value.
+      tls_issuing = 0;  // before the end (its release keeps this store before it)
       g_barrier_seq.store(cur + 2, std::memory_order_seq_cst);
       if (g_barrier_sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(g_barrier_seq);
       break;  // cur >= the snapshot's base, so cur + 2 reaches snap
@@ -128,9 +140,20 @@ void shared_barrier() noexcept {
       g_barrier_sleepers.fetch_add(1, std::memory_order_seq_cst);
       SRCU_INJECT("heavy_barrier: counted as a sleeper, before the re-check");
       if (g_barrier_seq.load(std::memory_order_seq_cst) == cur) {
-        futex_wait(g_barrier_seq, cur, std::chrono::milliseconds(10));
+        if (waiting_since_ns == 0) waiting_since_ns = monotonic_ns();
+        futex_wait(g_barrier_seq, cur, kIssuerPatience);
       }
       g_barrier_sleepers.fetch_sub(1, std::memory_order_relaxed);
+      if (g_barrier_seq.load(std::memory_order_relaxed) == cur && waiting_since_ns != 0 &&
+          monotonic_ns() - waiting_since_ns >= static_cast<std::uint64_t>(kIssuerPatience.count())) {
+        // The issuer has not come back from membarrier() in a millisecond:
+        // it was preempted or stopped there. A barrier of this scan's own,
+        // after its first pass, is Fence A on its own terms: never wait on
+        // a thread that may not run (a stopped or low-priority issuer).
+        g_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+        issue_barrier();  // Fence A (docs/design.md §2), not shared
+        break;
+      }
     }
   }
   // Fence HB (docs/design.md §2): the scan's second pass after the barrier.
@@ -152,6 +175,8 @@ void heavy_barrier() noexcept {
 #endif
   shared_barrier();  // Fence A (docs/design.md §2), shared (Fence HB)
 }
+
+bool heavy_barrier_issuing_here() noexcept { return tls_issuing != 0; }
 
 std::uint64_t heavy_barriers_issued() noexcept {
   return g_heavy_barriers.load(std::memory_order_relaxed);

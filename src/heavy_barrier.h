@@ -22,4 +22,9 @@ void heavy_barrier() noexcept;
 // Heavy barriers issued by this process so far (process_stats).
 std::uint64_t heavy_barriers_issued() noexcept;
 
+// For tests: is this thread issuing the shared barrier now, between taking
+// the sequence and ending it (other scans may be waiting on it)? A plain
+// thread-local load: async-signal-safe.
+bool heavy_barrier_issuing_here() noexcept;
+
 }  // namespace srcu::detail
