@@ -44,6 +44,12 @@ service_result domain_state::engine_step() noexcept {
   const step_result r = drive_once();
   if (move_ready()) pool().enqueue(this);
   if (r != step_result::kBusy) return service_result::kDone;
+  if (awaiting_heavy_barrier()) {
+    // A scan kept its first pass: the engine issues one heavy barrier for
+    // every domain of its batch that asks, then steps them again at once.
+    engine_slot.barrier_wanted = true;
+    return service_result::kRetry;
+  }
   // Readers are inside. A grace period stalled for a long time (a blocked
   // reader) is polled at a quarter of its age, at most once a second: it
   // ends at most that much later than it could, and 100,000 stalled

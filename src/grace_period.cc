@@ -100,7 +100,7 @@ void grace_periods::child_after_fork() noexcept {
 }
 
 // mutex held; runs as far as it can without waiting.
-step_result grace_periods::advance_locked(bool* completed) noexcept {
+step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept {
   for (;;) {
     const std::uint64_t seq = gp_seq.load(std::memory_order_relaxed);
     const std::uint64_t index = reader_index().load(std::memory_order_relaxed);
@@ -116,7 +116,10 @@ step_result grace_periods::advance_locked(bool* completed) noexcept {
         std::atomic_thread_fence(std::memory_order_seq_cst);  // G: pairs with S
         break;
       case kStateScan1:
-        if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
+        // The engine's scans name themselves by gp_seq (a state that is
+        // never 0), so a kept first pass serves only this state of this
+        // grace period (readers_idle()).
+        if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0)) return step_result::kBusy;
         SRCU_INJECT("advance: scan 1 done, before the flip");
         // Fence E (docs/design.md §2): pairs with B and C; without it SCAN1
         // may count readers of the new index and retry. Safety does not use it.
@@ -130,7 +133,7 @@ step_result grace_periods::advance_locked(bool* completed) noexcept {
         break;
       case kStateScan2:
         // After the flip the inactive index is the one readers used before it.
-        if (!readers_idle(static_cast<unsigned>(~index & 1))) return step_result::kBusy;
+        if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0)) return step_result::kBusy;
         // Fence R (docs/design.md §2): pairs with the acquire loads in done(),
         // poll(), grace_periods_completed(); without it a waiter's free races
         // with the readers' critical sections in the C++ model (TSan reports it).
@@ -193,11 +196,11 @@ void grace_periods::release_driver(bool hand_to_engine) noexcept {
   }
 }
 
-step_result grace_periods::step_as_driver(bool* completed) noexcept {
+step_result grace_periods::step_as_driver(bool* completed, bool engine) noexcept {
   step_result r;
   {
     mutex_lock lk(mutex);
-    r = advance_locked(completed);
+    r = advance_locked(completed, engine);
   }
   if (*completed) wake_gp_waiters();
   return r;
@@ -213,7 +216,7 @@ step_result grace_periods::drive_once() noexcept {
     return step_result::kDone;  // the driver hands back in release_driver()
   }
   bool completed = false;
-  const step_result r = step_as_driver(&completed);
+  const step_result r = step_as_driver(&completed, /*engine=*/true);
   if (r == step_result::kBusy) check_stall();
   release_driver(/*hand_to_engine=*/false);
   return r;

@@ -47,7 +47,9 @@ class grace_periods : public reader_side {
   void wait_for(std::uint64_t cookie, bool expedited) SRCU_EXCLUDES(mutex);
   // The engine's step: takes the driver role if free, runs the machine as
   // far as it goes without waiting, releases the role. kDone also when
-  // another thread drives (it hands back in release_driver()).
+  // another thread drives (it hands back in release_driver()). kBusy with
+  // awaiting_heavy_barrier(): a scan kept its first pass for the barrier the
+  // engine issues for its batch (readers_idle()).
   step_result drive_once() noexcept SRCU_EXCLUDES(mutex);
   bool driver_active() const noexcept;           // ~domain(): a synchronize() in progress
   std::uint64_t current_gp_age_ns() const noexcept;
@@ -68,9 +70,10 @@ class grace_periods : public reader_side {
   void child_after_fork() noexcept SRCU_REQUIRES(mutex);
 
  private:
-  step_result advance_locked(bool* completed) noexcept SRCU_REQUIRES(mutex);
+  // engine: the scans may leave their heavy barrier to the engine's batch.
+  step_result advance_locked(bool* completed, bool engine) noexcept SRCU_REQUIRES(mutex);
   // Driver role held: one step, and the waiters woken if a grace period ended.
-  step_result step_as_driver(bool* completed) noexcept SRCU_EXCLUDES(mutex);
+  step_result step_as_driver(bool* completed, bool engine = false) noexcept SRCU_EXCLUDES(mutex);
   void check_stall() noexcept;                   // driver: queue a stall report when due
   void note_gp_end(std::uint64_t seq) noexcept SRCU_REQUIRES(mutex);  // statistics, probe
   void wake_gp_waiters() noexcept;

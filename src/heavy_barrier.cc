@@ -103,11 +103,7 @@ void issue_barrier() noexcept {
 }
 
 void shared_barrier() noexcept {
-  // Fence HB (docs/design.md §2): the scan's first pass is ordered before
-  // the snapshot, so a barrier that begins after the snapshot (its CAS is
-  // later in g_barrier_seq's order) interrupts every CPU after that pass.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const std::uint32_t snap = (g_barrier_seq.load(std::memory_order_acquire) + 3) & ~std::uint32_t{1};
+  const std::uint32_t snap = heavy_barrier_snapshot();
   std::uint64_t waiting_since_ns = 0;  // set when this scan first sleeps
   for (;;) {
     // Fence HB (docs/design.md §2): acquire pairs with the issuer's release
@@ -161,6 +157,30 @@ void shared_barrier() noexcept {
 }
 
 }  // namespace
+
+std::uint32_t heavy_barrier_snapshot() noexcept {
+  // Fence HB (docs/design.md §2): the scan's first pass is ordered before
+  // the snapshot, so a barrier that begins after the snapshot (its CAS is
+  // later in g_barrier_seq's order) interrupts every CPU after that pass.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return (g_barrier_seq.load(std::memory_order_acquire) + 3) & ~std::uint32_t{1};
+}
+
+bool heavy_barrier_reached(std::uint32_t snap) noexcept {
+  // Fence HB (docs/design.md §2): acquire pairs with the issuer's end store;
+  // the fence orders the second pass after it.
+  if (!seq_reached(g_barrier_seq.load(std::memory_order_acquire), snap)) return false;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return true;
+}
+
+bool heavy_barrier_shared() noexcept {
+#if SRCU_TSAN
+  return true;
+#else
+  return g_use_membarrier.load(std::memory_order_relaxed);
+#endif
+}
 
 void heavy_barrier() noexcept {
 #if !SRCU_TSAN

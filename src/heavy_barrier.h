@@ -19,6 +19,17 @@ void heavy_barrier_reinit_after_fork() noexcept;
 
 void heavy_barrier() noexcept;
 
+// The shared barrier in two halves, for a scan that lets another thread issue
+// it (the engine: first passes of a batch of domains, one heavy_barrier(),
+// then their second passes). heavy_barrier_snapshot(), right after the first
+// pass, names the end of the first barrier that begins after it;
+// heavy_barrier_reached(snap), before the second pass, says whether that
+// barrier (issued by anyone) has ended, and orders what follows after it.
+// Only while heavy_barrier_shared(): the fallback's fences are not shared.
+bool heavy_barrier_shared() noexcept;
+std::uint32_t heavy_barrier_snapshot() noexcept;
+bool heavy_barrier_reached(std::uint32_t snap) noexcept;
+
 // Heavy barriers issued by this process so far (process_stats).
 std::uint64_t heavy_barriers_issued() noexcept;
 

@@ -245,38 +245,64 @@ reader_side::reader_state reader_side::thread_reader_state() const noexcept {
 }
 
 // mutex held (the per-block scratch and the chunk list are stable under it).
-bool reader_side::readers_idle(unsigned idx) noexcept {
-  // Pre-check without the heavy barrier: while readers are visibly inside,
-  // a full check (one membarrier, ~10 us with other CPUs busy) would only
-  // fail. Liveness only; the decision below is made with A in place.
-  const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
-  const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
-  if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
-    last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
-    return false;
-  }  // (more unlocks than locks goes on to the full check, which reports it)
-  // First pass: every slot's unlock count, kept slot by slot, and the
-  // shards' sum (an unlock lands on the shard of the CPU it runs on, or of
-  // the table current then: only the shards' sum means anything).
-  // The slots' scratch (stable: mutex held; so is the shard table).
+bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
   std::uint64_t* const slot_unlocks = scan_unlocks.get();
   std::uint64_t shard_unlocks_sum = 0;
   std::uint64_t unlocks = 0;
-  std::uint32_t i = 0;
-  for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
-    const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
-    if (slot != nullptr) {
-      slot_unlocks[i++] = u;
-    } else {
-      shard_unlocks_sum += u;
+  const bool resumed = pass1.tag != 0 && pass1.tag == tag && pass1.idx == idx &&
+                       pass1.chunks == chunks.load(std::memory_order_relaxed) &&
+                       pass1.table == shards().first && heavy_barrier_reached(pass1.snap);
+  if (resumed) {
+    // The second half of a scan whose first pass ran in an earlier step of
+    // this grace-period state (same tag), with the slot scratch untouched
+    // since (no chunk added, so take_slot() replaced nothing; the same
+    // table): a heavy barrier that began after that pass has ended (Fence
+    // HB, heavy_barrier_reached() orders what follows after it).
+    unlocks = pass1.unlocks;
+    shard_unlocks_sum = pass1.shard_unlocks;
+  }
+  pass1.tag = 0;  // consumed, or about to be overwritten by a new first pass
+  awaiting_barrier.store(false, std::memory_order_relaxed);
+  if (!resumed) {
+    // Pre-check without the heavy barrier: while readers are visibly inside,
+    // a full check (one membarrier, ~10 us with other CPUs busy) would only
+    // fail. Liveness only; the decision below is made with A in place.
+    const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
+    const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
+    if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
+      last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
+      return false;
+    }  // (more unlocks than locks goes on to the full check, which reports it)
+    // First pass: every slot's unlock count, kept slot by slot, and the
+    // shards' sum (an unlock lands on the shard of the CPU it runs on, or of
+    // the table current then: only the shards' sum means anything).
+    // The slots' scratch (stable: mutex held; so is the shard table).
+    std::uint32_t i = 0;
+    for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
+      const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
+      if (slot != nullptr) {
+        slot_unlocks[i++] = u;
+      } else {
+        shard_unlocks_sum += u;
+      }
+      unlocks += u;
+    });
+    SRCU_INJECT("readers_idle: after the unlock sum");
+    if (tag != 0 && heavy_barrier_shared()) {
+      // The engine's step: leave the barrier to the engine, which issues one
+      // for every domain of its batch that got here, then steps them again
+      // (Fence HB: the snapshot is ordered after this pass).
+      pass1 = {tag, idx, chunks.load(std::memory_order_relaxed), shards().first, unlocks,
+               shard_unlocks_sum, heavy_barrier_snapshot()};
+      awaiting_barrier.store(true, std::memory_order_relaxed);
+      return false;
     }
-    unlocks += u;
-  });
-  SRCU_INJECT("readers_idle: after the unlock sum");
-  // Fence A (docs/design.md §2): pairs with B and C in the readers
-  // (include/srcu/domain.h); without it the sums can miss a reader that reads
-  // the old pointer, or count an unlock without its lock: a false idle.
-  heavy_barrier();  // A: pairs with B and C
+    // Fence A (docs/design.md §2): pairs with B and C in the readers
+    // (include/srcu/domain.h); without it the sums can miss a reader that
+    // reads the old pointer, or count an unlock without its lock: a false
+    // idle.
+    heavy_barrier();  // A: pairs with B and C
+  }
   SRCU_INJECT("readers_idle: after the heavy barrier");
   // Second pass: lock counts. By A (with B and C) a slot's locks read now
   // are at least its unlocks read before, for every slot, when each lock
@@ -286,7 +312,7 @@ bool reader_side::readers_idle(unsigned idx) noexcept {
   // shards are one block for this.
   std::uint64_t shard_locks = 0;
   std::uint64_t locks = 0;
-  i = 0;
+  std::uint32_t i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
     const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
     if (slot == nullptr) {
@@ -385,6 +411,10 @@ bool reader_side::ever_had_readers() const noexcept {
 
 void reader_side::child_after_fork() noexcept {
   for_each_shard([](shard_block& b) { balance(&b); });
+  // A first pass waiting for the parent's engine's barrier: that engine is
+  // gone, and the child's barrier sequence was reset (heavy_barrier.cc).
+  pass1.tag = 0;
+  awaiting_barrier.store(false, std::memory_order_relaxed);
 }
 
 // The registry's share of fork (the order is fork.cc's). Its mutex and then

@@ -125,7 +125,15 @@ class reader_side : public domain_core {
   // "No reader inside on index idx": sums the unlocks, heavy barrier (fence
   // A, docs/design.md §2), sums the locks; block by block, so an unlock
   // without lock is caught by name. Aborts on one.
-  bool readers_idle(unsigned idx) noexcept SRCU_REQUIRES(mutex);
+  // tag != 0 (the engine's step; the grace period's gp_seq names the scan):
+  // when the barrier is shared (heavy_barrier_shared()), the first pass is
+  // kept and this returns false with awaiting_heavy_barrier() set; the
+  // engine issues one barrier for its batch and steps again, and the call
+  // with the same tag and index finishes the scan from the kept pass.
+  bool readers_idle(unsigned idx, std::uint64_t tag = 0) noexcept SRCU_REQUIRES(mutex);
+  bool awaiting_heavy_barrier() const noexcept {
+    return awaiting_barrier.load(std::memory_order_relaxed);
+  }
   std::uint64_t readers_seen_by_last_scan() const noexcept {
     return last_active.load(std::memory_order_relaxed);
   }
@@ -165,6 +173,20 @@ class reader_side : public domain_core {
   // unlock on one thread cannot hide another thread's reader). Grown with
   // the chunks, so a scan never allocates.
   std::unique_ptr<std::uint64_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
+  // A first pass kept for its second (readers_idle() with a tag); valid
+  // while tag != 0, and only with the same chunk list head and shard table
+  // (the scratch above belongs to it until then).
+  struct kept_pass {
+    std::uint64_t tag = 0;
+    unsigned idx = 0;
+    const slot_chunk* chunks = nullptr;
+    const shard_block* table = nullptr;
+    std::uint64_t unlocks = 0;
+    std::uint64_t shard_unlocks = 0;
+    std::uint32_t snap = 0;  // heavy_barrier_snapshot() after the pass
+  };
+  kept_pass pass1 SRCU_GUARDED_BY(mutex);
+  std::atomic<bool> awaiting_barrier{false};  // pass1 kept; set and cleared under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
 };
 

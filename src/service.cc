@@ -10,6 +10,7 @@
 #include "domain_state.h"
 #include "callback_pool.h"
 #include "fault_injection.h"
+#include "heavy_barrier.h"
 
 namespace srcu::detail {
 
@@ -141,6 +142,7 @@ void service::run() {
       SRCU_INJECT("service: before a step");
       results.push_back(step_(d));  // no lock held
     }
+    step_again_after_barrier(batch, results);
     if (!batch.empty()) {
       now = monotonic_ns();
       {
@@ -178,6 +180,30 @@ void service::run() {
     }
     queue_.sleep(generation, timeout);
   }
+}
+
+// The steps whose reader scans wait for a heavy barrier (barrier_wanted)
+// get one barrier between them, and are stepped again; a grace period takes
+// two scans, so a batch of domains that all end one takes two barriers
+// instead of two each (Fence HB, docs/design.md §2). A few rounds at most:
+// a scan that keeps failing goes back to the usual retry.
+void service::step_again_after_barrier(const std::vector<domain_state*>& batch,
+                                       std::vector<service_result>& results) noexcept {
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    bool any = false;
+    for (domain_state* d : batch) any |= (d->*slot_).barrier_wanted;
+    if (!any) return;
+    heavy_barrier();  // Fence A for every kept first pass (Fence HB)
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      service_slot& s = batch[i]->*slot_;
+      if (!std::exchange(s.barrier_wanted, false)) continue;
+      SRCU_INJECT("service: before a step after the batch's barrier");
+      results[i] = step_(batch[i]);
+    }
+  }
+  // Still waiting after the last round: their next step starts over.
+  for (domain_state* d : batch) (d->*slot_).barrier_wanted = false;
 }
 
 void service::forget(domain_state* d) noexcept {

@@ -50,6 +50,10 @@ struct service_slot {
   // Set by a step that returns kRetry: retry no sooner than this many ns
   // from now (0: the usual backoff). Read and cleared by the service.
   std::uint64_t retry_floor_ns = 0;
+  // Set by a step that returns kRetry because a reader scan waits for a
+  // heavy barrier (readers_idle()): the service issues one for all such
+  // steps of its batch and steps them again. Service thread only.
+  bool barrier_wanted = false;
 };
 
 class service {
@@ -76,6 +80,8 @@ class service {
  private:
   static void* thread_main(void* self);
   void run();
+  void step_again_after_barrier(const std::vector<domain_state*>& batch,
+                                std::vector<service_result>& results) noexcept;
   void absorb_locked() SRCU_REQUIRES(mutex_);
   static constexpr std::uint32_t kHeapArity = 4;
   // The work list is a 4-ary min-heap on the time each slot is due, so a loop costs

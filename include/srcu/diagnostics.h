@@ -101,7 +101,9 @@ struct process_stats {
   /// period when no reader is visibly inside, fewer per caller when
   /// concurrent synchronize() calls share grace periods, and fewer per scan
   /// when scans of any domains overlap in time (one membarrier(2) serves
-  /// every scan waiting for one; counted once).
+  /// every scan waiting for one; counted once) or the engine steps several
+  /// domains in one batch (one barrier between their first and second
+  /// passes).
   std::uint64_t heavy_barriers;
 };
 
