@@ -105,29 +105,47 @@ std::uint32_t possible_cpus() noexcept {
 }
 #endif
 
+// The full shard table's layout, once computed: the block count (a power of
+// two) | kLayoutPercpu; 0 until then. Not a function-local static: the
+// engine computes it on its first grow_shards(), and a guard left "in
+// progress" by a fork() on another thread at that moment stays so in the
+// child, whose engine then blocks on it for good (found by the tutorial's
+// fork snippet under ctest -j2). Computing it twice is harmless: the answer
+// is the same.
+constexpr std::uint32_t kLayoutPercpu = std::uint32_t{1} << 31;
+constinit std::atomic<std::uint32_t> g_full_table_layout{0};
+
+std::uint32_t compute_full_table_layout() noexcept {
+  if (auto probe = g_full_table_probe.load(std::memory_order_acquire)) probe();
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::uint32_t want = static_cast<std::uint32_t>(std::clamp(online, 1L, long{kMaxShards}));
+  bool percpu = false;
+#if SRCU_HAVE_PERCPU
+  const std::uint32_t possible = possible_cpus();
+  if (__rseq_size != 0 && possible != 0 && possible <= kMaxPercpuShards && !fallback_percpu_forced() &&
+      !g_readers_fence.load(std::memory_order_relaxed)) {
+    percpu = true;
+    want = possible;
+  }
+#endif
+  std::uint32_t n = 1;
+  while (n < want) n *= 2;
+  return n | (percpu ? kLayoutPercpu : 0);
+}
+
 // The full shard table of this machine (readers.h): per-CPU counters
 // (detail/percpu.h) need a block for every CPU number the kernel can report
 // and membarrier (their fences are compiler barriers); otherwise one block
 // per online CPU. A power of two either way; 1 block without per-CPU
 // counters is the small table itself (one CPU: nothing to grow).
 shard_table full_table() noexcept {
-  static const shard_table layout = [] {
-    const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-    std::uint32_t want = static_cast<std::uint32_t>(std::clamp(online, 1L, long{kMaxShards}));
-    bool percpu = false;
-#if SRCU_HAVE_PERCPU
-    const std::uint32_t possible = possible_cpus();
-    if (__rseq_size != 0 && possible != 0 && possible <= kMaxPercpuShards && !fallback_percpu_forced() &&
-        !g_readers_fence.load(std::memory_order_relaxed)) {
-      percpu = true;
-      want = possible;
-    }
-#endif
-    std::uint32_t n = 1;
-    while (n < want) n *= 2;
-    return shard_table{nullptr, n, percpu};
-  }();
-  return layout;
+  // Relaxed: the value is all there is (nothing else is published with it).
+  std::uint32_t layout = g_full_table_layout.load(std::memory_order_relaxed);
+  if (layout == 0) {
+    layout = compute_full_table_layout();
+    g_full_table_layout.store(layout, std::memory_order_relaxed);
+  }
+  return shard_table{nullptr, layout & ~kLayoutPercpu, (layout & kLayoutPercpu) != 0};
 }
 
 std::uintptr_t log2_of(std::uint32_t power_of_two) noexcept {
@@ -149,6 +167,10 @@ flavour_calls calls_of(std::uintptr_t f) noexcept {
 }
 
 }  // namespace
+
+constinit std::atomic<void (*)()> g_full_table_probe{nullptr};
+
+void forget_full_table_layout() noexcept { g_full_table_layout.store(0, std::memory_order_relaxed); }
 
 void domain_core::grow_shards() noexcept {
   const shard_table want = full_table();

@@ -13,16 +13,26 @@ namespace srcu::detail {
 
 namespace {
 
-// Probability as a threshold on a 32-bit random value; read once.
+// Probability as a threshold on a 32-bit random value, read from the
+// environment on first use, cached as threshold + 1 (0: not read yet). Not a
+// function-local static: the first injection point may be on a library
+// thread while another thread forks, and a guard left "in progress" in the
+// child blocks its every injection point (domain.cc, full_table()). Reading
+// it twice is harmless.
+constinit std::atomic<std::uint64_t> g_threshold_plus_one{0};
+
 std::uint32_t threshold() noexcept {
-  static const std::uint32_t t = [] {
+  std::uint64_t cached = g_threshold_plus_one.load(std::memory_order_relaxed);
+  if (cached == 0) {
     const char* v = std::getenv("SRCU_FAULT_PROB");
     const double p = v != nullptr ? std::atof(v) : 0.0;
-    if (p <= 0.0) return std::uint32_t{0};
-    if (p >= 1.0) return ~std::uint32_t{0};
-    return static_cast<std::uint32_t>(p * 4294967295.0);
-  }();
-  return t;
+    const std::uint32_t t = p <= 0.0   ? 0
+                            : p >= 1.0 ? ~std::uint32_t{0}
+                                       : static_cast<std::uint32_t>(p * 4294967295.0);
+    cached = std::uint64_t{t} + 1;
+    g_threshold_plus_one.store(cached, std::memory_order_relaxed);
+  }
+  return static_cast<std::uint32_t>(cached - 1);
 }
 
 constinit thread_local std::uint64_t tls_rng = 0;

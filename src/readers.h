@@ -34,6 +34,11 @@ inline constexpr std::uint32_t kMaxPercpuShards = 4096;
 inline constexpr std::uint32_t kStagingShards = 8;
 inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 
+// Test seams (fork_test.cc): a function the computation of the full table's
+// layout calls first, and a way to have it computed again.
+extern std::atomic<void (*)()> g_full_table_probe;
+void forget_full_table_layout() noexcept;
+
 // Layer 0: what every layer of a domain shares.
 class domain_core {
  public:

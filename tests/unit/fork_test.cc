@@ -10,6 +10,7 @@
 #include <atomic>
 #include <thread>
 
+#include "readers.h"  // test seams: g_full_table_probe, forget_full_table_layout()
 #include "test_support.h"
 
 namespace {
@@ -170,6 +171,50 @@ TEST(Fork, ForkWhileLibraryThreadsStartLeavesTheChildWorking) {
     ASSERT_EQ(status, 0) << "try " << i << ": the grandchild forked while its parent's library "
                          << "threads were starting " << (status == 128 + SIGALRM ? "hung" : "failed");
   }
+}
+
+// The engine computes the full shard table's layout on its first
+// grow_shards(). A fork() on another thread meanwhile must leave the child
+// able to compute it. It was a function-local static: its guard stayed "in
+// progress" in the child, whose engine then blocked on it for good, and
+// barrier() never returned (the tutorial's fork snippet, 1 run in ~1,000
+// under load). The seam holds the engine inside the computation until the
+// fork is done.
+std::atomic<bool> g_in_layout{false};
+std::atomic<bool> g_forked{false};
+
+void hold_the_engine_in_the_layout() {
+  g_in_layout.store(true);
+  while (!g_forked.load()) std::this_thread::sleep_for(100us);
+}
+
+TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
+  SKIP_UNDER_TSAN();
+  srcu::detail::forget_full_table_layout();
+  srcu::detail::g_full_table_probe.store(&hold_the_engine_in_the_layout);
+  srcu::domain d({.name = "fork-layout"});
+  let_engine_start(d);
+  static std::atomic<int> ran{0};
+  static srcu::callback_head before, after;
+  d.call(&before, [](srcu::callback_head*) { ran.fetch_add(1); });  // asks for the full table
+  {
+    srcu_test::watchdog dog("the engine to begin computing the full shard table's layout");
+    while (!g_in_layout.load()) std::this_thread::sleep_for(100us);
+  }
+  const int status = run_in_child([&] {
+    g_forked.store(true);  // the child's engine computes the layout at once
+    const int seen = ran.load();
+    d.call(&after, [](srcu::callback_head*) { ran.fetch_add(1); });
+    d.barrier();
+    return ran.load() == seen + 1 ? 0 : 1;
+  });
+  g_forked.store(true);
+  EXPECT_EQ(status, 0) << "the child, forked while the engine computed the shard layout, "
+                       << (status == 128 + SIGALRM ? "hung in barrier() (SIGALRM after 30 s)"
+                                                   : "lost its callback");
+  d.barrier();
+  EXPECT_EQ(ran.load(), 1);
+  srcu::detail::g_full_table_probe.store(nullptr);
 }
 
 }  // namespace
