@@ -116,7 +116,7 @@ constexpr std::uint32_t kLayoutPercpu = std::uint32_t{1} << 31;
 constinit std::atomic<std::uint32_t> g_full_table_layout{0};
 
 std::uint32_t compute_full_table_layout() noexcept {
-  if (auto probe = g_full_table_probe.load(std::memory_order_acquire)) probe();
+  if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("full_table: computing the layout");
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
   std::uint32_t want = static_cast<std::uint32_t>(std::clamp(online, 1L, long{kMaxShards}));
   bool percpu = false;
@@ -168,7 +168,7 @@ flavour_calls calls_of(std::uintptr_t f) noexcept {
 
 }  // namespace
 
-constinit std::atomic<void (*)()> g_full_table_probe{nullptr};
+constinit std::atomic<void (*)(const char*)> g_test_probe{nullptr};
 
 void forget_full_table_layout() noexcept { g_full_table_layout.store(0, std::memory_order_relaxed); }
 
@@ -202,6 +202,7 @@ domain::domain(executor& callback_executor, domain_options options)
     : domain((options.callback_executor = &callback_executor, options)) {}
 
 domain::domain(const domain_options& options) {
+  if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("domain: constructing");
   heavy_barrier_init();
   install_fork_handlers();
   // One allocation: the state, then the small shard table (one block, on

@@ -6,6 +6,13 @@
 //   pool's, the registry's, then every domain mutex. No lock is then held by
 //   a thread that will not exist in the child, and no library thread is
 //   half-started or half-ended (library_thread.h).
+//   Taking them goes through each singleton's accessor (a function-local
+//   static), which waits for a construction in flight, so none is left
+//   half-built. Anything else created lazily, on any thread, is created by
+//   compare-and-swap or as an idempotent atomic cache (rcu_default_domain(),
+//   DEFINE_SRCU()'s domains, the shard layout, the fault threshold), never
+//   as a function-local static: a guard "in progress" at fork() stays so in
+//   the child for good.
 // parent: everything released in reverse.
 // child: only the forking thread exists.
 //   1. the heavy barrier re-registers for the child's membarrier;

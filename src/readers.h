@@ -34,9 +34,11 @@ inline constexpr std::uint32_t kMaxPercpuShards = 4096;
 inline constexpr std::uint32_t kStagingShards = 8;
 inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 
-// Test seams (fork_test.cc): a function the computation of the full table's
-// layout calls first, and a way to have it computed again.
-extern std::atomic<void (*)()> g_full_table_probe;
+// Test seams (fork_test.cc): a function called with the point's name at
+// "full_table: computing the layout" (the engine's first grow_shards()) and
+// "domain: constructing" (every domain constructor, first thing); and a way
+// to have the layout computed again.
+extern std::atomic<void (*)(const char* point)> g_test_probe;
 void forget_full_table_layout() noexcept;
 
 // Layer 0: what every layer of a domain shares.

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "readers.h"  // test seams: g_full_table_probe, forget_full_table_layout()
@@ -183,7 +184,8 @@ TEST(Fork, ForkWhileLibraryThreadsStartLeavesTheChildWorking) {
 std::atomic<bool> g_in_layout{false};
 std::atomic<bool> g_forked{false};
 
-void hold_the_engine_in_the_layout() {
+void hold_the_engine_in_the_layout(const char* point) {
+  if (std::strcmp(point, "full_table: computing the layout") != 0) return;
   g_in_layout.store(true);
   while (!g_forked.load()) std::this_thread::sleep_for(100us);
 }
@@ -191,7 +193,7 @@ void hold_the_engine_in_the_layout() {
 TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
   SKIP_UNDER_TSAN();
   srcu::detail::forget_full_table_layout();
-  srcu::detail::g_full_table_probe.store(&hold_the_engine_in_the_layout);
+  srcu::detail::g_test_probe.store(&hold_the_engine_in_the_layout);
   srcu::domain d({.name = "fork-layout"});
   let_engine_start(d);
   static std::atomic<int> ran{0};
@@ -214,7 +216,46 @@ TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
                                                    : "lost its callback");
   d.barrier();
   EXPECT_EQ(ran.load(), 1);
-  srcu::detail::g_full_table_probe.store(nullptr);
+  srcu::detail::g_test_probe.store(nullptr);
+}
+
+// srcu::rcu's default domain is created on first use. A fork() while another
+// thread constructs it must leave the child able to create and use its own:
+// as a function-local static, its guard stayed "in progress" in the child,
+// whose first use then blocked for good. The seam holds the first user inside
+// the domain constructor until the fork is done.
+std::atomic<bool> g_in_constructor{false};
+
+void hold_a_domain_constructor(const char* point) {
+  if (std::strcmp(point, "domain: constructing") != 0) return;
+  g_in_constructor.store(true);
+  while (!g_forked.load()) std::this_thread::sleep_for(100us);
+}
+
+TEST(Fork, ForkWhileAnotherThreadCreatesTheDefaultDomain) {
+  SKIP_UNDER_TSAN();
+  srcu::domain d({.name = "fork-default"});  // the fork handlers are installed
+  let_engine_start(d);
+  srcu::detail::g_test_probe.store(&hold_a_domain_constructor);
+  std::thread first_user([] { srcu::rcu_synchronize(srcu::rcu_default_domain()); });
+  {
+    srcu_test::watchdog dog("the first user of rcu_default_domain() to enter the domain constructor");
+    while (!g_in_constructor.load()) std::this_thread::sleep_for(100us);
+  }
+  const int status = run_in_child([] {
+    g_forked.store(true);  // the child's own construction goes through
+    static std::atomic<int> ran{0};
+    static srcu::callback_head h;
+    srcu::domain& dflt = srcu::rcu_default_domain();
+    dflt.call(&h, [](srcu::callback_head*) { ran.fetch_add(1); });
+    srcu::rcu_synchronize(dflt);  // a grace period, then the callbacks
+    return ran.load() == 1 ? 0 : 1;
+  });
+  g_forked.store(true);
+  first_user.join();
+  srcu::detail::g_test_probe.store(nullptr);
+  EXPECT_EQ(status, 0) << "the child, forked while another thread constructed the default domain, "
+                       << (status == 128 + SIGALRM ? "hung (SIGALRM after 30 s)" : "lost its callback");
 }
 
 }  // namespace
