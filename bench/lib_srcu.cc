@@ -2,7 +2,10 @@
 // barrier()), synchronize_expedited as its own sync rows, the signal-safe
 // and down_read/up_read readers, and retire() (which allocates a node).
 
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "harness.h"
 #include "srcu/srcu.h"
@@ -110,6 +113,74 @@ struct srcu_own_domains_lib {
   }
 };
 
+// srcu with its callbacks run on the updater's own thread, as ck_epoch's are
+// (its caller dispatches with ck_epoch_poll()): the domain's executor queues
+// each ready batch, and the updater runs the queue after every 64th call().
+// Only the hash_map rows: against srcu's they show what freeing the old
+// entries on srcu's callback worker (another thread) costs the updaters.
+class caller_runs_executor final : public srcu::executor {
+ public:
+  void submit(srcu::callback_batch batch) noexcept override {
+    std::lock_guard<std::mutex> g(mutex_);
+    ready_.push_back(std::move(batch));
+  }
+  void run_ready() {
+    std::deque<srcu::callback_batch> mine;
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      mine.swap(ready_);
+    }
+    for (srcu::callback_batch& b : mine) b.run();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<srcu::callback_batch> ready_;
+};
+
+caller_runs_executor g_caller_runs;
+// Lives only while a row runs (see g_own_domains).
+std::unique_ptr<srcu::domain> g_caller_runs_domain;
+
+struct srcu_caller_runs_lib {
+  static constexpr const char* name = "srcu-caller-runs";
+  using reader_scope = no_scope;
+  using updater_scope = no_scope;
+  struct read_guard {
+    read_guard() : token(g_caller_runs_domain->read_lock()) {}
+    ~read_guard() { g_caller_runs_domain->read_unlock(token); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+    srcu::read_token token;
+  };
+  using head = srcu::callback_head;
+  static void defer(head* h, void (*fn)(head*)) { g_caller_runs_domain->call(h, fn); }
+  static void after_defer() {
+    thread_local unsigned deferred = 0;
+    if ((++deferred & 63) == 0) g_caller_runs.run_ready();
+  }
+  // barrier() waits for batches only a caller runs: run them meanwhile.
+  static void barrier() {
+    std::atomic<bool> done{false};
+    std::thread waiter([&] {
+      g_caller_runs_domain->barrier();
+      done.store(true);
+    });
+    while (!done.load()) {
+      g_caller_runs.run_ready();
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    waiter.join();
+  }
+  static std::uint64_t grace_periods() { return g_caller_runs_domain->grace_periods_completed(); }
+  static void row(benchmark::State& state) {
+    g_caller_runs_domain = std::make_unique<srcu::domain>(
+        g_caller_runs, srcu::domain_options{.name = "bench-caller-runs"});
+    hash_map<srcu_caller_runs_lib>(state);
+    g_caller_runs_domain.reset();
+  }
+};
+
 void warm() {
   srcu::callback_head h;
   g_domain.call(&h, [](srcu::callback_head*) {});
@@ -127,6 +198,7 @@ const bool registered = [] {
   register_library<srcu_signal_safe_lib>();
   register_library<srcu_down_up_lib>();
   register_defer_rows<srcu_retire_lib>(srcu_retire_lib::name, /*latency_row=*/false);
+  register_map_rows(srcu_caller_runs_lib::name, srcu_caller_runs_lib::row);
   add_warmer(warm);
   return true;
 }();
