@@ -172,7 +172,7 @@ constinit std::atomic<void (*)(const char*)> g_test_probe{nullptr};
 
 void forget_full_table_layout() noexcept { g_full_table_layout.store(0, std::memory_order_relaxed); }
 
-void domain_core::grow_shards() noexcept {
+void reader_side::grow_shards() noexcept {
   const shard_table want = full_table();
   if (want.count == 1 && !want.percpu) return;  // one CPU: the small table is the table
   void* mem = ::operator new(want.count * sizeof(shard_block), std::align_val_t{64}, std::nothrow);
@@ -187,7 +187,8 @@ void domain_core::grow_shards() noexcept {
   // acquire loads of the table; without it a reader could add to a block
   // before its zeroing and the domain pointer are visible. Under the mutex:
   // a scan sees one table from its first pass to its second.
-  self->shards_.store(ref, std::memory_order_release);
+  publish_shards(ref);
+  forget_kept_pass();  // its shards' sum was of the old table
 }
 
 }  // namespace srcu::detail

@@ -196,6 +196,7 @@ counter_block* reader_side::take_slot(void* owner) {
     // readers_idle()'s per-slot scratch: one entry per slot.
     auto scratch = std::make_unique<std::uint64_t[]>(slots_handed_out + chunk->count);
     scan_unlocks = std::move(scratch);
+    forget_kept_pass();  // its slots' unlock counts were in the old scratch
     slots_handed_out += chunk->count;
     if (next_chunk_size < 256) next_chunk_size *= 2;
     for (std::uint32_t i = 0; i < chunk->count; ++i) {
@@ -249,20 +250,20 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
   std::uint64_t* const slot_unlocks = scan_unlocks.get();
   std::uint64_t shard_unlocks_sum = 0;
   std::uint64_t unlocks = 0;
-  const bool resumed = pass1.tag != 0 && pass1.tag == tag && pass1.idx == idx &&
-                       pass1.chunks == chunks.load(std::memory_order_relaxed) &&
-                       pass1.table == shards().first && heavy_barrier_reached(pass1.snap);
+  const std::uint32_t key = tag != 0 ? kept_pass_key(tag, idx) : 0;
+  const bool resumed = key != 0 && pass1.key.load(std::memory_order_relaxed) == key &&
+                       heavy_barrier_reached(pass1.snap);
   if (resumed) {
     // The second half of a scan whose first pass ran in an earlier step of
     // this grace-period state (same tag), with the slot scratch untouched
-    // since (no chunk added, so take_slot() replaced nothing; the same
-    // table): a heavy barrier that began after that pass has ended (Fence
-    // HB, heavy_barrier_reached() orders what follows after it).
-    unlocks = pass1.unlocks;
+    // since (a chunk added or the table grown would have discarded it): a
+    // heavy barrier that began after that pass has ended (Fence HB,
+    // heavy_barrier_reached() orders what follows after it).
     shard_unlocks_sum = pass1.shard_unlocks;
+    unlocks = shard_unlocks_sum;
+    for (std::uint32_t i = 0; i < slots_handed_out; ++i) unlocks += slot_unlocks[i];
   }
-  pass1.tag = 0;  // consumed, or about to be overwritten by a new first pass
-  awaiting_barrier.store(false, std::memory_order_relaxed);
+  forget_kept_pass();  // consumed, or about to be overwritten by a new first pass
   if (!resumed) {
     // Pre-check without the heavy barrier: while readers are visibly inside,
     // a full check (one membarrier, ~10 us with other CPUs busy) would only
@@ -288,13 +289,13 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
       unlocks += u;
     });
     SRCU_INJECT("readers_idle: after the unlock sum");
-    if (tag != 0 && heavy_barrier_shared()) {
+    if (key != 0 && heavy_barrier_shared()) {
       // The engine's step: leave the barrier to the engine, which issues one
       // for every domain of its batch that got here, then steps them again
       // (Fence HB: the snapshot is ordered after this pass).
-      pass1 = {tag, idx, chunks.load(std::memory_order_relaxed), shards().first, unlocks,
-               shard_unlocks_sum, heavy_barrier_snapshot()};
-      awaiting_barrier.store(true, std::memory_order_relaxed);
+      pass1.snap = heavy_barrier_snapshot();
+      pass1.shard_unlocks = shard_unlocks_sum;
+      pass1.key.store(key, std::memory_order_relaxed);
       return false;
     }
     // Fence A (docs/design.md §2): pairs with B and C in the readers
@@ -413,8 +414,7 @@ void reader_side::child_after_fork() noexcept {
   for_each_shard([](shard_block& b) { balance(&b); });
   // A first pass waiting for the parent's engine's barrier: that engine is
   // gone, and the child's barrier sequence was reset (heavy_barrier.cc).
-  pass1.tag = 0;
-  awaiting_barrier.store(false, std::memory_order_relaxed);
+  forget_kept_pass();
 }
 
 // The registry's share of fork (the order is fork.cc's). Its mutex and then

@@ -69,6 +69,11 @@ class domain_core {
     return decode_shards(self->shards_.load(std::memory_order_acquire));
   }
   bool grown() const noexcept { return shards().first != small_shard; }
+  // Fence ST (docs/design.md §2): grow_shards()'s release store, under the
+  // mutex; pairs with shards()' acquire.
+  void publish_shards(std::uintptr_t ref) noexcept SRCU_REQUIRES(mutex) {
+    self->shards_.store(ref, std::memory_order_release);
+  }
   // f(block) for the small block, then every block of a grown table.
   template <class F>
   void for_each_shard(F&& f) const {
@@ -89,14 +94,14 @@ class domain_core {
   }
   // Small -> full table (domain.cc). want_shards(): true for the call that
   // first asks (it kicks the engine); async-signal-safe, never allocates.
-  // grow_shards(): the engine's step; allocates, then publishes under the
-  // domain mutex (so a scan, which holds it, sees one table throughout).
+  // grow_shards() (reader_side): the engine's step; allocates, then
+  // publishes under the domain mutex (so a scan, which holds it, sees one
+  // table throughout).
   bool want_shards() noexcept {
     return !shards_wanted.load(std::memory_order_relaxed) &&
            !shards_wanted.exchange(true, std::memory_order_relaxed);
   }
   bool shards_asked() const noexcept { return shards_wanted.load(std::memory_order_relaxed); }
-  void grow_shards() noexcept SRCU_EXCLUDES(mutex);
 
  protected:
   // The fields of the public domain that the compiled side uses.
@@ -139,8 +144,10 @@ class reader_side : public domain_core {
   // with the same tag and index finishes the scan from the kept pass.
   bool readers_idle(unsigned idx, std::uint64_t tag = 0) noexcept SRCU_REQUIRES(mutex);
   bool awaiting_heavy_barrier() const noexcept {
-    return awaiting_barrier.load(std::memory_order_relaxed);
+    return pass1.key.load(std::memory_order_relaxed) != 0;
   }
+  // The full shard table (domain_core: want_shards()); discards a kept pass.
+  void grow_shards() noexcept SRCU_EXCLUDES(mutex);
   std::uint64_t readers_seen_by_last_scan() const noexcept {
     return last_active.load(std::memory_order_relaxed);
   }
@@ -180,20 +187,25 @@ class reader_side : public domain_core {
   // unlock on one thread cannot hide another thread's reader). Grown with
   // the chunks, so a scan never allocates.
   std::unique_ptr<std::uint64_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
-  // A first pass kept for its second (readers_idle() with a tag); valid
-  // while tag != 0, and only with the same chunk list head and shard table
-  // (the scratch above belongs to it until then).
+  // A first pass kept for its second (readers_idle() with a tag), valid
+  // while key != 0; the slots' unlock counts are in the scratch above.
+  // Adding a chunk (new scratch) or growing the shard table discards it
+  // (forget_kept_pass()). 16 bytes: every domain has one.
+  static std::uint32_t kept_pass_key(std::uint64_t tag, unsigned idx) noexcept {
+    // The tag's low bits and the index: a gp_seq cannot wrap 2^31 states
+    // while its pass is kept (every other scan discards it). A key of 0 is
+    // not kept (the scan issues its own barrier).
+    return static_cast<std::uint32_t>(tag) << 1 | idx;
+  }
+  void forget_kept_pass() noexcept SRCU_REQUIRES(mutex) { pass1.key.store(0, std::memory_order_relaxed); }
   struct kept_pass {
-    std::uint64_t tag = 0;
-    unsigned idx = 0;
-    const slot_chunk* chunks = nullptr;
-    const shard_block* table = nullptr;
-    std::uint64_t unlocks = 0;
-    std::uint64_t shard_unlocks = 0;
+    // Written under the mutex; atomic for awaiting_heavy_barrier(), which
+    // the engine reads without it.
+    std::atomic<std::uint32_t> key{0};
     std::uint32_t snap = 0;  // heavy_barrier_snapshot() after the pass
+    std::uint64_t shard_unlocks = 0;
   };
-  kept_pass pass1 SRCU_GUARDED_BY(mutex);
-  std::atomic<bool> awaiting_barrier{false};  // pass1 kept; set and cleared under the mutex
+  kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
 };
 
