@@ -166,4 +166,16 @@ inline double stress_seconds(double fallback) {
   return v != nullptr ? std::atof(v) : fallback;
 }
 
+// Before a fork(): the first signal-safe or down/up section or call() of a
+// domain asks the engine for the full shard table, which it allocates. Waits
+// until it has (on more than one CPU; one CPU keeps the small table). The
+// GCC 12 ASan runtime's allocator lock, held by a thread allocating at
+// fork(), stays held in the child, whose threads then hang; glibc's malloc
+// is fork-safe, so plain builds need none of this.
+inline void let_shards_grow(const srcu::domain& d) {
+  if (std::thread::hardware_concurrency() <= 1) return;
+  watchdog dog("the engine to add the full shard table of '" + std::string(d.name()) + "'");
+  while (d.stats().reader_shards == 1) std::this_thread::sleep_for(100us);
+}
+
 }  // namespace srcu_test
