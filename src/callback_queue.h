@@ -86,15 +86,17 @@ class callback_queue : public grace_periods {
   const std::uint64_t cb_delay_ns;                     // domain_options::callback_delay
   const std::uint64_t cb_backlog_limit;                // domain_options::callback_backlog_limit
   std::uint64_t cb_last_drain_ns = 0;                  // engine thread only
-  std::atomic<bool> cb_staged{false};                  // call() since the engine last drained
   segment cb_wait[2] SRCU_GUARDED_BY(mutex);           // at most two cookies pending
   segment cb_ready SRCU_GUARDED_BY(mutex);             // past their grace period
-  bool cb_batch_out SRCU_GUARDED_BY(mutex) = false;    // one batch per domain out
   std::atomic<std::uint64_t> cb_invoked{0};            // callbacks whose batch has completed
   std::atomic<std::uint64_t> cb_gp_waiting{0};         // callbacks in cb_wait (written under mutex)
   std::atomic<std::uint32_t> cb_done_word{0};          // futex: bumped per completed batch
   std::atomic<std::uint32_t> cb_hurry{0};              // barrier()/backlog waiters: no delay
   std::atomic<std::uint32_t> cb_completing{0};         // batch completions touching this
+  // The two flags last, beside the 32-bit words (no padding: every domain
+  // has these bytes).
+  std::atomic<bool> cb_staged{false};                  // call() since the engine last drained
+  bool cb_batch_out SRCU_GUARDED_BY(mutex) = false;    // one batch per domain out
 };
 
 }  // namespace srcu::detail

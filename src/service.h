@@ -42,6 +42,11 @@ struct service_slot {
   bool busy = false;   // being stepped right now
   bool rekicked = false;  // kicked again while busy: step again, do not unlink
   bool dying = false;  // ~domain: never step again
+  // Set by a step that returns kRetry because a reader scan waits for a
+  // heavy barrier (readers_idle()): the service issues one for all such
+  // steps of its batch and steps them again. Service thread only. (Beside
+  // the other flags: no padding.)
+  bool barrier_wanted = false;
   std::uint64_t backoff_ns = 0;
   // Set by a step (on the service thread) that has work due at a known
   // time: the domain stays listed and is stepped again by then, without
@@ -50,10 +55,6 @@ struct service_slot {
   // Set by a step that returns kRetry: retry no sooner than this many ns
   // from now (0: the usual backoff). Read and cleared by the service.
   std::uint64_t retry_floor_ns = 0;
-  // Set by a step that returns kRetry because a reader scan waits for a
-  // heavy barrier (readers_idle()): the service issues one for all such
-  // steps of its batch and steps them again. Service thread only.
-  bool barrier_wanted = false;
 };
 
 class service {
