@@ -54,20 +54,18 @@
 ///    std::terminate. Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-04 16:09 UTC, a 2-vCPU Intel
+/// Overheads (one run of bench/run, 2026-12-04 20:36 UTC, a 2-vCPU Intel
 /// Xeon VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
 /// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/):
-///  read_lock, a read, read_unlock on one thread 2.02 ns (liburcu-memb's
-///  inline pair 2.32 ns, 0.87x, the run shows no difference; 0.59-0.70x on
-///  2-4 threads; the floor of this design, an index load and a thread-local
-///  load/store pair, 1.81-2.15 ns); the signal-safe and down/up pairs
-///  2.59-3.64 ns (per-CPU counters in restartable sequences; a bare
-///  lock-prefixed fetch_add/fetch_sub pair 12.7-15.7 ns on this CPU);
-///  synchronize_expedited 0.69 us with no reader, 43.1 us with a reader
-///  spinning on the other CPU (two membarrier(2) calls, each shared with
-///  every scan of any domain that overlaps it; urcu-memb 0.49 and 37.8 us,
-///  the run shows no difference); call() 27.4 ns (two lock-prefixed RMWs).
-///  A domain allocates 608 bytes at creation on any machine (its state and
+///  read_lock, a read, read_unlock on one thread 1.90 ns (liburcu-memb's
+///  inline pair 2.41 ns, 0.79x; 0.77-0.83x on 2-4 threads); the signal-safe
+///  and down/up pairs 2.50-2.60 ns (per-CPU counters in restartable
+///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.1-12.4 ns on
+///  this CPU); synchronize_expedited 0.72 us with no reader, 33.4 us with a
+///  reader spinning on the other CPU (two membarrier(2) calls, each shared
+///  with every scan of any domain that overlaps it; urcu-memb 0.46 and
+///  32.7 us); call() 28.2 ns (two lock-prefixed RMWs).
+///  A domain allocates 608 bytes at creation (release build: its state and
 ///  one shard block); a thread's first read adds its slot chunk, the first
 ///  signal-safe or down/up section or call() adds 64 bytes per possible CPU.
 #pragma once
