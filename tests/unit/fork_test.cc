@@ -183,28 +183,44 @@ TEST(Fork, ForkWhileLibraryThreadsStartLeavesTheChildWorking) {
 // barrier() never returned (the tutorial's fork snippet, 1 run in ~1,000
 // under load). The seam holds the engine inside the computation until the
 // fork is done.
-std::atomic<bool> g_in_layout{false};
-std::atomic<bool> g_forked{false};
 
-void hold_the_engine_in_the_layout(const char* point) {
-  if (std::strcmp(point, "full_table: computing the layout") != 0) return;
-  g_in_layout.store(true);
+// The library's test seam (g_test_probe): the first thread to reach the
+// point named `point` stays there until fork() has returned in the parent
+// (the child's threads pass: the child sets g_forked first thing).
+std::atomic<bool> g_held{false};
+std::atomic<bool> g_forked{false};
+std::atomic<const char*> g_hold_point{nullptr};
+
+void hold_until_forked(const char* point) {
+  const char* const at = g_hold_point.load();
+  if (at == nullptr || std::strcmp(point, at) != 0 || g_forked.load()) return;
+  g_held.store(true);
   while (!g_forked.load()) std::this_thread::sleep_for(100us);
+}
+
+// Installs the seam for `point`; wait_until_held() then waits (with a
+// watchdog naming `what`) for a thread to be held there.
+void hold_at(const char* point) {
+  g_held.store(false);
+  g_forked.store(false);
+  g_hold_point.store(point);
+  srcu::detail::g_test_probe.store(&hold_until_forked);
+}
+void wait_until_held(const char* what) {
+  srcu_test::watchdog dog(what);
+  while (!g_held.load()) std::this_thread::sleep_for(100us);
 }
 
 TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
   SKIP_UNDER_TSAN();
   srcu::detail::forget_full_table_layout();
-  srcu::detail::g_test_probe.store(&hold_the_engine_in_the_layout);
+  hold_at("full_table: computing the layout");
   srcu::domain d({.name = "fork-layout"});
   let_engine_start(d);
   static std::atomic<int> ran{0};
   static srcu::callback_head before, after;
   d.call(&before, [](srcu::callback_head*) { ran.fetch_add(1); });  // asks for the full table
-  {
-    srcu_test::watchdog dog("the engine to begin computing the full shard table's layout");
-    while (!g_in_layout.load()) std::this_thread::sleep_for(100us);
-  }
+  wait_until_held("the engine to begin computing the full shard table's layout");
   const int status = run_in_child([&] {
     g_forked.store(true);  // the child's engine computes the layout at once
     const int seen = ran.load();
@@ -226,24 +242,14 @@ TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
 // as a function-local static, its guard stayed "in progress" in the child,
 // whose first use then blocked for good. The seam holds the first user inside
 // the domain constructor until the fork is done.
-std::atomic<bool> g_in_constructor{false};
-
-void hold_a_domain_constructor(const char* point) {
-  if (std::strcmp(point, "domain: constructing") != 0) return;
-  g_in_constructor.store(true);
-  while (!g_forked.load()) std::this_thread::sleep_for(100us);
-}
 
 TEST(Fork, ForkWhileAnotherThreadCreatesTheDefaultDomain) {
   SKIP_UNDER_TSAN();
   srcu::domain d({.name = "fork-default"});  // the fork handlers are installed
   let_engine_start(d);
-  srcu::detail::g_test_probe.store(&hold_a_domain_constructor);
+  hold_at("domain: constructing");
   std::thread first_user([] { srcu::rcu_synchronize(srcu::rcu_default_domain()); });
-  {
-    srcu_test::watchdog dog("the first user of rcu_default_domain() to enter the domain constructor");
-    while (!g_in_constructor.load()) std::this_thread::sleep_for(100us);
-  }
+  wait_until_held("the first user of rcu_default_domain() to enter the domain constructor");
   const int status = run_in_child([] {
     g_forked.store(true);  // the child's own construction goes through
     static std::atomic<int> ran{0};
