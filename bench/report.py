@@ -405,8 +405,8 @@ def markdown(rows, m, made, raw_name):
                        "Below 1: concurrent calls shared grace periods.",
                        field="gp_per_call", field_unit=""))
     lines.append(table(srcu_rows, "concurrent_updaters", "Concurrent updaters: srcu's heavy barriers per call",
-                       "membarrier(2) calls made by reader scans per synchronize call (two per grace "
-                       "period with no reader visibly inside).",
+                       "membarrier(2) calls made by reader scans per synchronize call (one per grace "
+                       "period with no reader inside: both indices in one scan; two with one inside).",
                        field="hb_per_call", field_unit=""))
     lines.append(table(rows, "defer_enqueue", "Deferral enqueue cost (ns per call)",
                        "srcu call(), srcu retire() (allocates a node), urcu call_rcu(), ck_epoch_call() "

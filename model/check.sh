@@ -89,6 +89,7 @@ variants=(
   "srcu|busted-no-scan1|-DBUSTED_NO_SCAN1|safety|fail|$gp_assert"
   "srcu|busted-one-index|-DBUSTED_ONE_INDEX|safety|fail|$gp_assert"
   "srcu|busted-sum-order|-DBUSTED_SUM_ORDER|safety|fail|$gp_assert"
+  "srcu|busted-fast-active-only|-DBUSTED_FAST_ACTIVE_ONLY|safety|fail|$gp_assert"
   "srcu|begin-at-fetch|-DBEGIN_AT_FETCH|safety|fail|$gp_assert"
   "gp_seq|correct||safety|pass|"
   "gp_seq|correct-polls|-DNPOLL=2 -DNBUSY=1|safety|pass|"

@@ -14,8 +14,12 @@
  *                 straggler); critical section; read_unlock = unlocks[i]++ on
  *                 the index named by the token (i), never the current idx.
  *   - Updater:    NGP consecutive grace periods, each as advance_locked()
- *                 steps them: SCAN1 = retry until readers_idle(!idx);
- *                 flip; SCAN2 = retry until readers_idle(!idx) (the old
+ *                 steps them: SCAN1 = retry until readers_idle(!idx), with
+ *                 the active index riding on the same passes (or not: the
+ *                 pre-check leaves it out when it sees a reader inside;
+ *                 modelled as a free choice); if that scan found the active
+ *                 index idle too, the grace period ends there, with no flip;
+ *                 else flip; SCAN2 = retry until readers_idle(!idx) (the old
  *                 index).  readers_idle(x) sums unlocks[x] slot by slot, then
  *                 (barrier A) sums locks[x] slot by slot; every slot load is
  *                 its own step, so readers run between the loads.
@@ -80,6 +84,9 @@
  *   BUSTED_SUM_ORDER  readers_idle sums locks before unlocks (the order
  *                     across barrier A reversed); a negative difference then
  *                     counts as busy instead of aborting (see readers_idle)
+ *   BUSTED_FAST_ACTIVE_ONLY  the no-flip ending trusts the active index
+ *                     alone (SCAN1's inactive verdict ignored): stragglers
+ *                     on the inactive index are missed
  *   NSLOT=2           (with NR=3) two readers share one counter block, like a
  *                     shard: expect 0
  *   BEGIN_AT_FETCH    ghost "began" at the idx fetch: property too strong
@@ -149,19 +156,21 @@ active [NR] proctype Reader()
   od
 }
 
-/* readers_idle(x): unlock sum, A, lock sum; one slot load per step. */
+/* readers_idle(x): unlock sum, A, lock sum; one slot load per step.  With
+   with_other, the other index's counters are read in the same passes, slot
+   by slot, and other_idle is its verdict (under the same barrier A). */
 inline readers_idle(x, idle)
 {
 #ifndef BUSTED_SUM_ORDER
   s = 0;
   do
-  :: s < NSLOT -> d_step { us = us + U(s, x); s++ }
+  :: s < NSLOT -> d_step { us = us + U(s, x); if :: with_other -> us2 = us2 + U(s, 1 - (x)) :: else -> skip fi; s++ }
   :: else -> break
   od;
   /* heavy barrier A (pairs with B and C): SC */
   s = 0;
   do
-  :: s < NSLOT -> d_step { ls = ls + L(s, x); s++ }
+  :: s < NSLOT -> d_step { ls = ls + L(s, x); if :: with_other -> ls2 = ls2 + L(s, 1 - (x)) :: else -> skip fi; s++ }
   :: else -> break
   od;
 #else
@@ -178,13 +187,16 @@ inline readers_idle(x, idle)
 #endif
 #ifndef BUSTED_SUM_ORDER
   /* the always-on misuse check: more unlocks than locks aborts */
-  assert(ls >= us);
+  assert(ls >= us && ls2 >= us2);
 #else
   /* With the sums swapped this check fires falsely (a false "more unlocks
      than locks" abort); it is left out here so that spin shows the worse
      outcome, a false idle: a negative difference just counts as busy. */
 #endif
-  atomic { idle = (ls == us); ls = 0; us = 0; s = 0 }   /* a break lands here: not d_step */
+  atomic {   /* a break lands here: not d_step */
+    idle = (ls == us); other_idle = (with_other && ls2 == us2);
+    ls = 0; us = 0; ls2 = 0; us2 = 0; s = 0
+  }
 }
 
 /* Wait (retry after kBusy) until readers_idle(!idx). */
@@ -205,16 +217,45 @@ active proctype Updater()
   byte s = 0;
   byte us = 0;
   byte ls = 0;
+  byte us2 = 0;
+  byte ls2 = 0;
   bool idle = false;
+  bool with_other = false;    /* SCAN1: the active index rides along */
+  bool other_idle = false;    /* ... and was found idle */
 
   do
   :: g < NGP ->
        /* synchronize(): the unpublish W precedes this; idle -> SCAN1, G */
        gp_starts++;
-#ifndef BUSTED_NO_SCAN1
-       /* SCAN1: stragglers on the inactive index */
-       scan_inactive();
+#ifdef BUSTED_FAST_ACTIVE_ONLY
+       /* bug: end without the flip once the active index alone is idle */
+       readers_idle(idx, idle);
+       if
+       :: idle -> idle = false; goto gp_end
+       :: else -> skip
+       fi;
 #endif
+#ifndef BUSTED_NO_SCAN1
+       /* SCAN1: stragglers on the inactive index; the pre-check may let the
+          active index ride along (free choice, per attempt) */
+       do
+       :: if
+          :: with_other = true
+          :: with_other = false
+          fi;
+          readers_idle(1 - idx, idle);
+          with_other = false;
+          if
+          :: idle -> idle = false; break
+          :: else -> other_idle = false   /* kBusy: back off, retry */
+          fi
+       od;
+#endif
+       /* both indices idle under one barrier: the grace period ends here */
+       if
+       :: other_idle -> other_idle = false; goto gp_end
+       :: else -> skip
+       fi;
        /* E; index_ += 1 (the flip); D */
        idx = 1 - idx;
 #ifdef BUSTED_ONE_INDEX
@@ -235,6 +276,7 @@ active proctype Updater()
           grace period started may still be inside.  (atomic, not d_step:
           the scan loop's break jumps here, and spin refuses a jump into a
           d_step.) */
+gp_end:
        atomic {
          s = 0;
          do

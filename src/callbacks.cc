@@ -603,7 +603,8 @@ void callback_queue::check_no_readers_at_destruction() noexcept {
     std::uint32_t seen = cb_done_word.load(std::memory_order_seq_cst);
     {
       mutex_lock lk(mutex);
-      idle = readers_idle(0) && readers_idle(1);
+      bool other_idle = false;  // both indices on one heavy barrier
+      idle = readers_idle(0, 0, &other_idle) && (other_idle || readers_idle(1));
       batch_out = cb_batch_out;
     }
     if (idle) return;

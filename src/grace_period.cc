@@ -3,6 +3,8 @@
 // A grace period (kernel Tree SRCU, own implementation):
 //   SCAN1  wait until the *inactive* index has no readers (stragglers that
 //          fetched it before the previous flip and incremented it late);
+//          the active index rides on the same passes and barrier, and if it
+//          is idle too the grace period ends here (one barrier, no flip);
 //   flip   index_ += 1, so new readers use the other index;
 //   SCAN2  wait until the old index has no readers.
 // "No readers on i" (readers_idle): sum unlocks[i] over every slot and shard,
@@ -115,11 +117,23 @@ step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept
         // cookie it ends.
         std::atomic_thread_fence(std::memory_order_seq_cst);  // G: pairs with S
         break;
-      case kStateScan1:
+      case kStateScan1: {
         // The engine's scans name themselves by gp_seq (a state that is
         // never 0), so a kept first pass serves only this state of this
         // grace period (readers_idle()).
-        if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0)) return step_result::kBusy;
+        // The active index rides on SCAN1's passes and barrier: found idle
+        // too, both indices have had their scan after W (docs/design.md §3,
+        // step 1) and the grace period ends without the flip, on one
+        // barrier instead of two (§1.2).
+        bool active_idle = false;
+        if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0, &active_idle)) {
+          return step_result::kBusy;
+        }
+        if (active_idle) {
+          SRCU_INJECT("advance: both indices idle, ending without the flip");
+          end_gp_locked(seq, completed);
+          break;
+        }
         SRCU_INJECT("advance: scan 1 done, before the flip");
         // Fence E (docs/design.md §2): pairs with B and C; without it SCAN1
         // may count readers of the new index and retry. Safety does not use it.
@@ -131,18 +145,25 @@ step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         SRCU_INJECT("advance: flipped, before scan 2");
         break;
+      }
       case kStateScan2:
         // After the flip the inactive index is the one readers used before it.
         if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0)) return step_result::kBusy;
-        // Fence R (docs/design.md §2): pairs with the acquire loads in done(),
-        // poll(), grace_periods_completed(); without it a waiter's free races
-        // with the readers' critical sections in the C++ model (TSan reports it).
-        gp_seq.store((seq | kStateMask) + 1, std::memory_order_release);  // R
-        *completed = true;
-        note_gp_end(seq);
+        end_gp_locked(seq, completed);
         break;
     }
   }
+}
+
+// mutex held: the scans of grace period `seq` found every index they must
+// idle; count it done.
+void grace_periods::end_gp_locked(std::uint64_t seq, bool* completed) noexcept {
+  // Fence R (docs/design.md §2): pairs with the acquire loads in done(),
+  // poll(), grace_periods_completed(); without it a waiter's free races
+  // with the readers' critical sections in the C++ model (TSan reports it).
+  gp_seq.store((seq | kStateMask) + 1, std::memory_order_release);  // R
+  *completed = true;
+  note_gp_end(seq);
 }
 
 // Called after a grace period ended, with no lock held.

@@ -76,6 +76,7 @@ class grace_periods : public reader_side {
   step_result step_as_driver(bool* completed, bool engine = false) noexcept SRCU_EXCLUDES(mutex);
   void check_stall() noexcept;                   // driver: queue a stall report when due
   void note_gp_end(std::uint64_t seq) noexcept SRCU_REQUIRES(mutex);  // statistics, probe
+  void end_gp_locked(std::uint64_t seq, bool* completed) noexcept SRCU_REQUIRES(mutex);
   void wake_gp_waiters() noexcept;
   void release_driver(bool hand_to_engine) noexcept;
 

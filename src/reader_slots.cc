@@ -193,8 +193,8 @@ counter_block* reader_side::take_slot(void* owner) {
     auto* chunk = new slot_chunk;
     chunk->count = next_chunk_size;
     chunk->slots = new counter_block[chunk->count];
-    // readers_idle()'s per-slot scratch: one entry per slot.
-    auto scratch = std::make_unique<std::uint64_t[]>(slots_handed_out + chunk->count);
+    // readers_idle()'s per-slot scratch: one entry per slot and index.
+    auto scratch = std::make_unique<std::uint64_t[]>(2 * std::size_t{slots_handed_out + chunk->count});
     scan_unlocks = std::move(scratch);
     forget_kept_pass();  // its slots' unlock counts were in the old scratch
     slots_handed_out += chunk->count;
@@ -246,12 +246,14 @@ reader_side::reader_state reader_side::thread_reader_state() const noexcept {
 }
 
 // mutex held (the per-block scratch and the chunk list are stable under it).
-bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
-  std::uint64_t* const slot_unlocks = scan_unlocks.get();
-  std::uint64_t shard_unlocks_sum = 0;
-  std::uint64_t unlocks = 0;
-  const std::uint32_t key = tag != 0 ? kept_pass_key(tag, idx) : 0;
-  const bool resumed = key != 0 && pass1.key.load(std::memory_order_relaxed) == key &&
+bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle) noexcept {
+  std::uint64_t* const slot_unlocks = scan_unlocks.get();  // [2 * slot + index]
+  std::uint64_t shard_unlocks[2] = {0, 0};
+  if (other_idle != nullptr) *other_idle = false;
+  const unsigned other = idx ^ 1;
+  bool with_other = false;  // the other index rides on these passes
+  const std::uint32_t kept = pass1.key.load(std::memory_order_relaxed);
+  const bool resumed = tag != 0 && (kept & ~2u) == kept_pass_key(tag, idx, false) &&
                        heavy_barrier_reached(pass1.snap);
   if (resumed) {
     // The second half of a scan whose first pass ran in an earlier step of
@@ -259,49 +261,58 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
     // since (a chunk added or the table grown would have discarded it): a
     // heavy barrier that began after that pass has ended (Fence HB,
     // heavy_barrier_reached() orders what follows after it).
-    shard_unlocks_sum = pass1.shard_unlocks;
-    unlocks = shard_unlocks_sum;
-    for (std::uint32_t i = 0; i < slots_handed_out; ++i) unlocks += slot_unlocks[i];
+    with_other = (kept & 2u) != 0 && other_idle != nullptr;
+    shard_unlocks[0] = pass1.shard_unlocks[0];
+    shard_unlocks[1] = pass1.shard_unlocks[1];
   }
   forget_kept_pass();  // consumed, or about to be overwritten by a new first pass
   if (!resumed) {
     // Pre-check without the heavy barrier: while readers are visibly inside,
     // a full check (one membarrier, ~10 us with other CPUs busy) would only
-    // fail. Liveness only; the decision below is made with A in place.
-    const std::uint64_t seen_unlocks = sum_counters(idx, /*locks=*/false);
-    const std::uint64_t seen_locks = sum_counters(idx, /*locks=*/true);
-    if (static_cast<std::int64_t>(seen_locks - seen_unlocks) > 0) {
-      last_active.store(seen_locks - seen_unlocks, std::memory_order_relaxed);
+    // fail. Liveness only; the decision below is made with A in place. (More
+    // unlocks than locks goes on to the full check, which reports it.)
+    const auto visibly_inside = [this](unsigned x) {
+      const std::uint64_t seen_unlocks = sum_counters(x, /*locks=*/false);
+      return static_cast<std::int64_t>(sum_counters(x, /*locks=*/true) - seen_unlocks);
+    };
+    const std::int64_t inside = visibly_inside(idx);
+    if (inside > 0) {
+      last_active.store(static_cast<std::uint64_t>(inside), std::memory_order_relaxed);
       return false;
-    }  // (more unlocks than locks goes on to the full check, which reports it)
-    // First pass: every slot's unlock count, kept slot by slot, and the
-    // shards' sum (an unlock lands on the shard of the CPU it runs on, or of
+    }
+    with_other = other_idle != nullptr && visibly_inside(other) <= 0;
+    // First pass: every slot's unlock counts, kept slot by slot, and the
+    // shards' sums (an unlock lands on the shard of the CPU it runs on, or of
     // the table current then: only the shards' sum means anything).
     // The slots' scratch (stable: mutex held; so is the shard table).
     std::uint32_t i = 0;
     for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
-      const std::uint64_t u = p.unlocks[idx].load(std::memory_order_acquire);
-      if (slot != nullptr) {
-        slot_unlocks[i++] = u;
-      } else {
-        shard_unlocks_sum += u;
+      for (unsigned x = 0; x < 2; ++x) {
+        if (x != idx && !with_other) continue;
+        const std::uint64_t u = p.unlocks[x].load(std::memory_order_acquire);
+        if (slot != nullptr) {
+          slot_unlocks[2 * i + x] = u;
+        } else {
+          shard_unlocks[x] += u;
+        }
       }
-      unlocks += u;
+      if (slot != nullptr) ++i;
     });
     SRCU_INJECT("readers_idle: after the unlock sum");
-    if (key != 0 && heavy_barrier_shared()) {
+    if (tag != 0 && heavy_barrier_shared()) {
       // The engine's step: leave the barrier to the engine, which issues one
       // for every domain of its batch that got here, then steps them again
       // (Fence HB: the snapshot is ordered after this pass).
       pass1.snap = heavy_barrier_snapshot();
-      pass1.shard_unlocks = shard_unlocks_sum;
-      pass1.key.store(key, std::memory_order_relaxed);
+      pass1.shard_unlocks[0] = shard_unlocks[0];
+      pass1.shard_unlocks[1] = shard_unlocks[1];
+      pass1.key.store(kept_pass_key(tag, idx, with_other), std::memory_order_relaxed);
       return false;
     }
     // Fence A (docs/design.md §2): pairs with B and C in the readers
     // (include/srcu/domain.h); without it the sums can miss a reader that
     // reads the old pointer, or count an unlock without its lock: a false
-    // idle.
+    // idle. One barrier serves both indices' scans.
     heavy_barrier();  // A: pairs with B and C
   }
   SRCU_INJECT("readers_idle: after the heavy barrier");
@@ -311,24 +322,33 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag) noexcept {
   // that slot; caught here, slot by slot, because in the sums it would
   // cancel another thread's reader and end the grace period under it. The
   // shards are one block for this.
-  std::uint64_t shard_locks = 0;
-  std::uint64_t locks = 0;
+  std::uint64_t unlocks[2] = {shard_unlocks[0], shard_unlocks[1]};
+  std::uint64_t shard_locks[2] = {0, 0};
+  std::uint64_t locks[2] = {0, 0};
   std::uint32_t i = 0;
   for_each_counter_pair([&](const counter_pair& p, const counter_block* slot) {
-    const std::uint64_t l = p.locks[idx].load(std::memory_order_acquire);
-    if (slot == nullptr) {
-      shard_locks += l;
-    } else {
-      const std::uint64_t u = slot_unlocks[i++];
-      if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, idx, u - l);
+    for (unsigned x = 0; x < 2; ++x) {
+      if (x != idx && !with_other) continue;
+      const std::uint64_t l = p.locks[x].load(std::memory_order_acquire);
+      if (slot == nullptr) {
+        shard_locks[x] += l;
+      } else {
+        const std::uint64_t u = slot_unlocks[2 * i + x];
+        if (SRCU_UNLIKELY(static_cast<std::int64_t>(l - u) < 0)) report_unlock_without_lock(slot, x, u - l);
+        unlocks[x] += u;
+      }
+      locks[x] += l;
     }
-    locks += l;
+    if (slot != nullptr) ++i;
   });
-  if (SRCU_UNLIKELY(static_cast<std::int64_t>(shard_locks - shard_unlocks_sum) < 0)) {
-    report_unlock_without_lock(nullptr, idx, shard_unlocks_sum - shard_locks);
+  for (unsigned x = 0; x < 2; ++x) {
+    if (SRCU_UNLIKELY(static_cast<std::int64_t>(shard_locks[x] - shard_unlocks[x]) < 0)) {
+      report_unlock_without_lock(nullptr, x, shard_unlocks[x] - shard_locks[x]);
+    }
   }
-  const auto active = static_cast<std::int64_t>(locks - unlocks);
+  const auto active = static_cast<std::int64_t>(locks[idx] - unlocks[idx]);
   last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
+  if (with_other) *other_idle = locks[other] == unlocks[other];
   return active == 0;
 }
 

@@ -36,8 +36,10 @@ inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 
 // Test seams (fork_test.cc): a function called with the point's name at
 // "full_table: computing the layout" (the engine's first grow_shards()) and
-// "domain: constructing" (every domain constructor, first thing); and a way
-// to have the layout computed again.
+// "domain: constructing" (every domain constructor, first thing),
+// "read_lock_slow: index loaded" (grace_period_test.cc: a straggler, between
+// read_lock_slow()'s index load and its increment); and a way to have the
+// layout computed again.
 extern std::atomic<void (*)(const char* point)> g_test_probe;
 void forget_full_table_layout() noexcept;
 
@@ -137,12 +139,17 @@ class reader_side : public domain_core {
   // "No reader inside on index idx": sums the unlocks, heavy barrier (fence
   // A, docs/design.md §2), sums the locks; block by block, so an unlock
   // without lock is caught by name. Aborts on one.
+  // other_idle != nullptr: the other index rides on the same passes and the
+  // same barrier, unless the pre-check already sees a reader inside it;
+  // *other_idle says whether it was proven idle too (both proven idle by one
+  // barrier ends a grace period without the flip, §1.2).
   // tag != 0 (the engine's step; the grace period's gp_seq names the scan):
   // when the barrier is shared (heavy_barrier_shared()), the first pass is
   // kept and this returns false with awaiting_heavy_barrier() set; the
   // engine issues one barrier for its batch and steps again, and the call
   // with the same tag and index finishes the scan from the kept pass.
-  bool readers_idle(unsigned idx, std::uint64_t tag = 0) noexcept SRCU_REQUIRES(mutex);
+  bool readers_idle(unsigned idx, std::uint64_t tag = 0, bool* other_idle = nullptr) noexcept
+      SRCU_REQUIRES(mutex);
   bool awaiting_heavy_barrier() const noexcept {
     return pass1.key.load(std::memory_order_relaxed) != 0;
   }
@@ -182,20 +189,22 @@ class reader_side : public domain_core {
   counter_block* free_slots SRCU_GUARDED_BY(mutex) = nullptr;
   std::uint32_t next_chunk_size SRCU_GUARDED_BY(mutex) = 4;
   std::uint32_t slots_handed_out SRCU_GUARDED_BY(mutex) = 0;  // slots in all chunks
-  // Each counter block's unlock count from the first pass of
-  // readers_idle(), compared block by block in the second (so a double
-  // unlock on one thread cannot hide another thread's reader). Grown with
-  // the chunks, so a scan never allocates.
+  // Each counter block's unlock counts (both indices: [2 * slot + index])
+  // from the first pass of readers_idle(), compared block by block in the
+  // second (so a double unlock on one thread cannot hide another thread's
+  // reader). Grown with the chunks, so a scan never allocates.
   std::unique_ptr<std::uint64_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
   // A first pass kept for its second (readers_idle() with a tag), valid
   // while key != 0; the slots' unlock counts are in the scratch above.
   // Adding a chunk (new scratch) or growing the shard table discards it
-  // (forget_kept_pass()). 16 bytes: every domain has one.
-  static std::uint32_t kept_pass_key(std::uint64_t tag, unsigned idx) noexcept {
-    // The tag's low bits and the index: a gp_seq cannot wrap 2^31 states
-    // while its pass is kept (every other scan discards it). A key of 0 is
-    // not kept (the scan issues its own barrier).
-    return static_cast<std::uint32_t>(tag) << 1 | idx;
+  // (forget_kept_pass()). 24 bytes: every domain has one.
+  static std::uint32_t kept_pass_key(std::uint64_t tag, unsigned idx, bool other) noexcept {
+    // The tag's low bits, whether the other index rode along, and the
+    // index: a gp_seq cannot wrap 2^29 states while its pass is kept (every
+    // other scan discards it). The tag's state bits are never 0 (SCAN1 or
+    // SCAN2), so neither is the key; 0 is not kept (the scan issues its own
+    // barrier).
+    return static_cast<std::uint32_t>(tag) << 2 | (other ? 2u : 0u) | idx;
   }
   void forget_kept_pass() noexcept SRCU_REQUIRES(mutex) { pass1.key.store(0, std::memory_order_relaxed); }
   struct kept_pass {
@@ -203,7 +212,7 @@ class reader_side : public domain_core {
     // the engine reads without it.
     std::atomic<std::uint32_t> key{0};
     std::uint32_t snap = 0;  // heavy_barrier_snapshot() after the pass
-    std::uint64_t shard_unlocks = 0;
+    std::uint64_t shard_unlocks[2] = {0, 0};  // by index
   };
   kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan

@@ -184,8 +184,9 @@ void service::run() {
 
 // The steps whose reader scans wait for a heavy barrier (barrier_wanted)
 // get one barrier between them, and are stepped again; a grace period takes
-// two scans, so a batch of domains that all end one takes two barriers
-// instead of two each (Fence HB, docs/design.md §2). A few rounds at most:
+// one scan with no reader inside (both indices at once) and two otherwise,
+// so a batch of domains that all end one takes one or two barriers instead
+// of one or two each (Fence HB, docs/design.md §2). A few rounds at most:
 // a scan that keeps failing goes back to the usual retry.
 void service::step_again_after_barrier(const std::vector<domain_state*>& batch,
                                        std::vector<service_result>& results) noexcept {

@@ -97,8 +97,10 @@ struct process_stats {
   std::size_t domains;  ///< live domains
   domain_stats totals;  ///< summed counters
   /// Heavy barriers (membarrier(2) calls, or fences without it) made by
-  /// reader scans of every domain since the process started: two per grace
-  /// period when no reader is visibly inside, fewer per caller when
+  /// reader scans of every domain since the process started: one per grace
+  /// period when no reader is inside (both indices are scanned at once, and
+  /// the grace period ends without the flip), two when one is (the scan
+  /// before the flip and the one after), fewer per caller when
   /// concurrent synchronize() calls share grace periods, and fewer per scan
   /// when scans of any domains overlap in time (one membarrier(2) serves
   /// every scan waiting for one; counted once) or the engine steps several

@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "readers.h"  // test seam: g_test_probe
 #include "test_support.h"
 
 namespace {
@@ -25,6 +27,72 @@ TEST(GracePeriod, IdleSynchronizeCompletesOneGracePeriod) {
   EXPECT_EQ(d.grace_periods_completed(), 1u);
   d.synchronize_expedited();
   EXPECT_EQ(d.grace_periods_completed(), 2u);
+}
+
+// The library's test seam (g_test_probe): a thread that set t_straggler
+// stays at "read_lock_slow: index loaded" (after its load of the index,
+// before its lock increment) until g_straggler_go.
+thread_local bool t_straggler = false;
+flag g_straggler_held;
+flag g_straggler_go;
+void hold_straggler(const char* point) {
+  if (!t_straggler || std::strcmp(point, "read_lock_slow: index loaded") != 0) return;
+  g_straggler_held.set();
+  (void)g_straggler_go.wait();
+}
+
+// A straggler (docs/design.md §3, step 7): T loads index 0 in its first
+// read_lock() and is held before its increment, while grace period G1 flips
+// (a reader R inside index 0 keeps SCAN1 from ending it) and ends. T then
+// increments index 0, now the inactive one, and is inside. G2 must wait for
+// T: its SCAN1 scans the inactive index. A grace period ended by the active
+// index alone (model/srcu.pml, BUSTED_FAST_ACTIVE_ONLY) would return here
+// with T inside.
+TEST(GracePeriod, AStragglerOnTheInactiveIndexHoldsTheNextGracePeriod) {
+  srcu::domain d({.name = "straggler"});
+  srcu::detail::g_test_probe.store(&hold_straggler);
+  flag t_inside;
+  flag t_leave;
+  std::atomic<bool> g2_done{false};
+  std::thread t([&] {
+    t_straggler = true;
+    const srcu::read_token token = d.read_lock();  // held at the probe first
+    t_inside.set();
+    (void)t_leave.wait();
+    EXPECT_FALSE(g2_done.load()) << "the grace period after the flip ended with the straggler inside";
+    d.read_unlock(token);
+  });
+  ASSERT_TRUE(g_straggler_held.wait()) << "the straggler thread never reached read_lock_slow()";
+  {
+    srcu_test::held_reader r(d);  // inside index 0, so G1 flips
+    const std::uint64_t barriers_before = srcu::all_domains_stats().heavy_barriers;
+    std::thread g1([&] { d.synchronize(); });
+    {
+      // G1's SCAN1 has taken its barrier (R is visibly inside index 0, so
+      // that scan leaves index 0 out and G1 flips): R may leave.
+      srcu_test::watchdog wd("G1's first heavy barrier (SCAN1)");
+      while (srcu::all_domains_stats().heavy_barriers == barriers_before) std::this_thread::sleep_for(1ms);
+    }
+    r.release();
+    srcu_test::watchdog wd("G1 (synchronize() after reader R left)");
+    g1.join();
+  }
+  g_straggler_go.set();
+  ASSERT_TRUE(t_inside.wait()) << "the straggler never entered its critical section";
+  std::thread g2([&] {
+    d.synchronize();
+    g2_done = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(g2_done.load()) << "G2 ended while the straggler was inside index 0";
+  t_leave.set();
+  {
+    srcu_test::watchdog wd("G2 (synchronize() after the straggler left)");
+    g2.join();
+    t.join();
+  }
+  EXPECT_TRUE(g2_done.load());
+  srcu::detail::g_test_probe.store(nullptr);
 }
 
 TEST(GracePeriod, BlockedReaderInOneDomainDoesNotDelayAnother) {
