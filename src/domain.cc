@@ -279,7 +279,9 @@ read_token domain::read_lock_slow() noexcept {
   if (slot == nullptr) slot = register_reader();
   const std::uint64_t idx = index_.load(kCounterOrder) & kIndexBit;
   // A straggler's window (docs/design.md §3, step 7), held open by a test.
-  if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("read_lock_slow: index loaded");
+  if (auto probe = g_test_probe.load(std::memory_order_relaxed); SRCU_UNLIKELY(probe != nullptr)) {
+    probe("read_lock_slow: index loaded");
+  }
   bump_private(slot->locks[idx]);
   // Fence B (docs/design.md §2): pairs with A in readers_idle(); a real
   // fence when readers must fence (then the token asks read_unlock() for C).

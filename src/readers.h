@@ -181,7 +181,10 @@ class reader_side : public domain_core {
   // order while the mutex is held (chunks are added only under it).
   template <class F>
   void for_each_counter_pair(F&& f) const;
-  std::uint64_t sum_counters(unsigned idx, bool locks) const noexcept;
+  // f(const counter_block&) for every slot ever handed out, in the order
+  // for_each_counter_pair() visits them (readers_idle()'s scratch order).
+  template <class F>
+  void for_each_slot(F&& f) const;
   [[noreturn]] void report_unlock_without_lock(const counter_block* slot, unsigned idx,
                                                std::uint64_t extra) const noexcept;
 
@@ -217,6 +220,13 @@ class reader_side : public domain_core {
   kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
 };
+
+template <class F>
+void reader_side::for_each_slot(F&& f) const {
+  for (slot_chunk* c = chunks.load(std::memory_order_acquire); c != nullptr; c = c->next) {
+    for (std::uint32_t i = 0; i < c->count; ++i) f(static_cast<const counter_block&>(c->slots[i]));
+  }
+}
 
 template <class F>
 void reader_side::for_each_counter_pair(F&& f) const {

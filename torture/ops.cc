@@ -126,9 +126,10 @@ void busted_noop_wait(update_ctx& /*unused*/) {}
 // next completion as the element's grace period (start_poll() makes sure one
 // comes), as a call() that attached callbacks to the current grace period
 // instead of the next would. When a grace period is in flight at the
-// removal, its flip came before the removal: it waits only for readers that
-// began before that flip, so a reader that began after the flip, and still
-// holds the element, sees the pipe reach 2 when it ends. Every grace period
+// removal, its flip (or, in one that ends without a flip, its one scan of both
+// indices) may have come before the removal: it waits only for readers that
+// began before that point, so a reader that began after it, and still holds
+// the element, sees the pipe reach 2 when it ends. Every grace period
 // here is a real one; only the choice of which one counts is wrong (one phase
 // short: the first scan of a correct grace period is what covers those
 // readers). Asynchronous, like call(), so the writers' removals do not fall

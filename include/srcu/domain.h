@@ -105,8 +105,8 @@ struct domain_options {
   /// How long queued call()s wait for company: callbacks staged since the
   /// engine last took them start their grace period no sooner than this after
   /// it did (barrier() and ~domain() skip the wait). Each grace period costs
-  /// two membarrier() calls, which interrupt every CPU running this process's
-  /// threads; batching keeps a steady stream of call()s from turning into
+  /// one membarrier() call with no reader inside and two with one, and each
+  /// interrupts every CPU running this process's threads; batching keeps a steady stream of call()s from turning into
   /// tens of thousands of them per second. 0: a grace period per burst, at once.
   std::chrono::microseconds callback_delay{1000};
   /// Opt-in bound for the allocating forms call(F) and retire(): while this

@@ -54,7 +54,19 @@ TEST(GracePeriod, AStragglerOnTheInactiveIndexHoldsTheNextGracePeriod) {
   flag t_inside;
   flag t_leave;
   std::atomic<bool> g2_done{false};
-  std::thread t([&] {
+  std::thread t;
+  // On any exit (an ASSERT too): the seam removed, T let go and joined.
+  struct cleanup {
+    std::thread& t;
+    flag& leave;
+    ~cleanup() {
+      srcu::detail::g_test_probe.store(nullptr);
+      g_straggler_go.set();
+      leave.set();
+      if (t.joinable()) t.join();
+    }
+  } guard{t, t_leave};
+  t = std::thread([&] {
     t_straggler = true;
     const srcu::read_token token = d.read_lock();  // held at the probe first
     t_inside.set();
@@ -92,7 +104,6 @@ TEST(GracePeriod, AStragglerOnTheInactiveIndexHoldsTheNextGracePeriod) {
     t.join();
   }
   EXPECT_TRUE(g2_done.load());
-  srcu::detail::g_test_probe.store(nullptr);
 }
 
 TEST(GracePeriod, BlockedReaderInOneDomainDoesNotDelayAnother) {
