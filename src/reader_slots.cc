@@ -194,7 +194,7 @@ counter_block* reader_side::take_slot(void* owner) {
     chunk->count = next_chunk_size;
     chunk->slots = new counter_block[chunk->count];
     // readers_idle()'s per-slot scratch: one entry per slot and index.
-    auto scratch = std::make_unique<std::uint64_t[]>(2 * std::size_t{slots_handed_out + chunk->count});
+    auto scratch = std::make_unique<std::uint32_t[]>(2 * std::size_t{slots_handed_out + chunk->count});
     scan_unlocks = std::move(scratch);
     forget_kept_pass();  // its slots' unlock counts were in the old scratch
     slots_handed_out += chunk->count;
@@ -239,8 +239,8 @@ reader_side::reader_state reader_side::thread_reader_state() const noexcept {
 // next (the free), and TSan sees that edge.
 // mutex held (the per-block scratch and the chunk list are stable under it).
 bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle) noexcept {
-  std::uint64_t* const slot_unlocks = scan_unlocks.get();  // [2 * slot + index]
-  std::uint64_t shard_unlocks[2] = {0, 0};
+  std::uint32_t* const slot_unlocks = scan_unlocks.get();  // [2 * slot + index], low 32 bits
+  std::uint32_t shard_unlocks[2] = {0, 0};  // low 32 bits (kept_pass)
   if (other_idle != nullptr) *other_idle = false;
   const unsigned other = idx ^ 1;
   bool with_other = false;  // the other index rides on these passes
@@ -269,12 +269,12 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle
     // through memory: 5 ns per slot per grace period on the 2-vCPU VM, 2.2
     // ns now.)
     std::uint64_t u0 = 0, u1 = 0, l0 = 0, l1 = 0;
-    std::uint64_t* scratch = slot_unlocks;
+    std::uint32_t* scratch = slot_unlocks;
     for_each_slot([&](const counter_block& p) {
       const std::uint64_t a0 = p.unlocks[0].load(std::memory_order_acquire);
       const std::uint64_t a1 = p.unlocks[1].load(std::memory_order_acquire);
-      scratch[0] = a0;
-      scratch[1] = a1;
+      scratch[0] = static_cast<std::uint32_t>(a0);
+      scratch[1] = static_cast<std::uint32_t>(a1);
       scratch += 2;
       u0 += a0;
       u1 += a1;
@@ -288,8 +288,8 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle
       l0 += p.locks[0].load(std::memory_order_acquire);
       l1 += p.locks[1].load(std::memory_order_acquire);
     });
-    shard_unlocks[0] = su0;
-    shard_unlocks[1] = su1;
+    shard_unlocks[0] = static_cast<std::uint32_t>(su0);
+    shard_unlocks[1] = static_cast<std::uint32_t>(su1);
     const std::uint64_t seen_unlocks[2] = {u0 + su0, u1 + su1};
     const std::uint64_t seen_locks[2] = {l0, l1};
     // Pre-check without the heavy barrier: while readers are visibly inside,
@@ -326,48 +326,56 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle
   // that slot; caught here, slot by slot, because in the sums it would
   // cancel another thread's reader and end the grace period under it. The
   // shards are one block for this.
-  std::uint64_t u0 = 0, u1 = 0, l0 = 0, l1 = 0;
-  const std::uint64_t* scratch = slot_unlocks;
+  // Per slot and index, readers inside = locks now - unlocks then, in 32
+  // bits (the scratch keeps the low halves): a slot's sections in flight.
+  std::int64_t in0 = 0, in1 = 0;
+  const std::uint32_t* scratch = slot_unlocks;
   // The first slot with more unlocks than locks, its index and the excess.
   const counter_block* over_slot = nullptr;
   unsigned over_idx = 0;
-  std::uint64_t over_by = 0;
+  std::int32_t over_by = 0;
+  const bool scan0 = idx == 0 || with_other;
+  const bool scan1 = idx == 1 || with_other;
   for_each_slot([&](const counter_block& p) {
-    const std::uint64_t a0 = p.locks[0].load(std::memory_order_acquire);
-    const std::uint64_t a1 = with_other || idx == 1 ? p.locks[1].load(std::memory_order_acquire) : 0;
-    const std::uint64_t b0 = idx == 0 || with_other ? scratch[0] : 0;
-    const std::uint64_t b1 = idx == 1 || with_other ? scratch[1] : 0;
+    const std::int32_t d0 =
+        scan0 ? static_cast<std::int32_t>(static_cast<std::uint32_t>(p.locks[0].load(std::memory_order_acquire)) - scratch[0])
+              : 0;
+    const std::int32_t d1 =
+        scan1 ? static_cast<std::int32_t>(static_cast<std::uint32_t>(p.locks[1].load(std::memory_order_acquire)) - scratch[1])
+              : 0;
     scratch += 2;
-    if (SRCU_UNLIKELY(static_cast<std::int64_t>(a0 - b0) < 0 || static_cast<std::int64_t>(a1 - b1) < 0) &&
-        over_slot == nullptr) {
+    if (SRCU_UNLIKELY((d0 | d1) < 0) && over_slot == nullptr) {
       over_slot = &p;
-      over_idx = static_cast<std::int64_t>(a0 - b0) < 0 ? 0 : 1;
-      over_by = over_idx == 0 ? b0 - a0 : b1 - a1;
+      over_idx = d0 < 0 ? 0 : 1;
+      over_by = d0 < 0 ? d0 : d1;
     }
-    l0 += a0;
-    l1 += a1;
-    u0 += b0;
-    u1 += b1;
+    in0 += d0;
+    in1 += d1;
   });
-  if (SRCU_UNLIKELY(over_slot != nullptr)) report_unlock_without_lock(over_slot, over_idx, over_by);
+  if (SRCU_UNLIKELY(over_slot != nullptr)) {
+    report_unlock_without_lock(over_slot, over_idx, static_cast<std::uint64_t>(-static_cast<std::int64_t>(over_by)));
+  }
   std::uint64_t sl0 = 0, sl1 = 0;
   for_each_shard([&](const shard_block& p) {
     sl0 += p.locks[0].load(std::memory_order_acquire);
     sl1 += p.locks[1].load(std::memory_order_acquire);
   });
+  // Readers inside per index: the slots' difference, plus the shards', whose
+  // sums are compared in 32 bits (kept_pass): the shared sections in flight.
+  std::int64_t inside[2] = {in0, in1};
   const std::uint64_t shard_locks[2] = {sl0, sl1};
-  const std::uint64_t locks[2] = {l0 + sl0, l1 + sl1};
-  const std::uint64_t unlocks[2] = {u0 + shard_unlocks[0], u1 + shard_unlocks[1]};
   for (unsigned x = 0; x < 2; ++x) {
     if (x != idx && !with_other) continue;  // (a kept pass may carry its sums: unused)
-    if (SRCU_UNLIKELY(static_cast<std::int64_t>(shard_locks[x] - shard_unlocks[x]) < 0)) {
-      report_unlock_without_lock(nullptr, x, shard_unlocks[x] - shard_locks[x]);
+    const auto shard_inside =
+        static_cast<std::int32_t>(static_cast<std::uint32_t>(shard_locks[x]) - shard_unlocks[x]);
+    if (SRCU_UNLIKELY(shard_inside < 0)) {
+      report_unlock_without_lock(nullptr, x, static_cast<std::uint64_t>(-static_cast<std::int64_t>(shard_inside)));
     }
+    inside[x] += shard_inside;
   }
-  const auto active = static_cast<std::int64_t>(locks[idx] - unlocks[idx]);
-  last_active.store(static_cast<std::uint64_t>(active), std::memory_order_relaxed);
-  if (with_other) *other_idle = locks[other] == unlocks[other];
-  return active == 0;
+  last_active.store(static_cast<std::uint64_t>(inside[idx]), std::memory_order_relaxed);
+  if (with_other) *other_idle = inside[other] == 0;
+  return inside[idx] == 0;
 }
 
 void reader_side::report_unlock_without_lock(const counter_block* slot, unsigned idx,

@@ -192,15 +192,17 @@ class reader_side : public domain_core {
   counter_block* free_slots SRCU_GUARDED_BY(mutex) = nullptr;
   std::uint32_t next_chunk_size SRCU_GUARDED_BY(mutex) = 4;
   std::uint32_t slots_handed_out SRCU_GUARDED_BY(mutex) = 0;  // slots in all chunks
-  // Each counter block's unlock counts (both indices: [2 * slot + index])
-  // from the first pass of readers_idle(), compared block by block in the
-  // second (so a double unlock on one thread cannot hide another thread's
-  // reader). Grown with the chunks, so a scan never allocates.
-  std::unique_ptr<std::uint64_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
+  // Each counter block's unlock counts (both indices: [2 * slot + index];
+  // the low 32 bits, enough for the difference from the locks, a slot's
+  // sections in flight) from the first pass of readers_idle(), compared
+  // block by block in the second (so a double unlock on one thread cannot
+  // hide another thread's reader). Grown with the chunks, so a scan never
+  // allocates.
+  std::unique_ptr<std::uint32_t[]> scan_unlocks SRCU_GUARDED_BY(mutex);
   // A first pass kept for its second (readers_idle() with a tag), valid
   // while key != 0; the slots' unlock counts are in the scratch above.
   // Adding a chunk (new scratch) or growing the shard table discards it
-  // (forget_kept_pass()). 24 bytes: every domain has one.
+  // (forget_kept_pass()). 16 bytes: every domain has one.
   static std::uint32_t kept_pass_key(std::uint64_t tag, unsigned idx, bool other) noexcept {
     // The tag's low bits, whether the other index rode along, and the
     // index: a gp_seq cannot wrap 2^29 states while its pass is kept (every
@@ -215,7 +217,10 @@ class reader_side : public domain_core {
     // the engine reads without it.
     std::atomic<std::uint32_t> key{0};
     std::uint32_t snap = 0;  // heavy_barrier_snapshot() after the pass
-    std::uint64_t shard_unlocks[2] = {0, 0};  // by index
+    // The shards' unlock sums by index, low 32 bits: the scan needs only
+    // their difference from the lock sums, the number of shared sections in
+    // flight, far below 2^31 (docs/design.md §3, step 8).
+    std::uint32_t shard_unlocks[2] = {0, 0};
   };
   kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
