@@ -54,17 +54,17 @@
 ///    std::terminate. Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-04 20:36 UTC, a 2-vCPU Intel
+/// Overheads (one run of bench/run, 2026-12-04 22:14 UTC, a 2-vCPU Intel
 /// Xeon VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
 /// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/):
-///  read_lock, a read, read_unlock on one thread 1.90 ns (liburcu-memb's
-///  inline pair 2.41 ns, 0.79x; 0.77-0.83x on 2-4 threads); the signal-safe
-///  and down/up pairs 2.50-2.60 ns (per-CPU counters in restartable
-///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.1-12.4 ns on
-///  this CPU); synchronize_expedited 0.72 us with no reader, 33.4 us with a
-///  reader spinning on the other CPU (two membarrier(2) calls, each shared
-///  with every scan of any domain that overlaps it; urcu-memb 0.46 and
-///  32.7 us); call() 28.2 ns (two lock-prefixed RMWs).
+///  read_lock, a read, read_unlock on one thread 1.92 ns (liburcu-memb's
+///  inline pair 2.36 ns, 0.81x; 0.79-0.83x on 2-4 threads); the signal-safe
+///  and down/up pairs 2.49-2.57 ns (per-CPU counters in restartable
+///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 11.9-12.1 ns on
+///  this CPU); synchronize_expedited 0.42 us with no reader (one
+///  membarrier(2) call), 32.9 us with a reader spinning on the other CPU
+///  (two; each shared with every scan of any domain that overlaps it;
+///  urcu-memb 0.48 and 32.4 us); call() 25.5 ns (two lock-prefixed RMWs).
 ///  A domain allocates 608 bytes at creation (release build: its state and
 ///  one shard block); a thread's first read adds its slot chunk, the first
 ///  signal-safe or down/up section or call() adds 64 bytes per possible CPU.
