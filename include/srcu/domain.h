@@ -208,7 +208,8 @@ class domain {
   ///   section of this domain (checked always: message, abort). Readers of
   ///   other domains around the call are legal.
   /// Synchronizes-with: each such reader's unlock happens-before the return.
-  /// Blocking: yes, sleeps between reader scans (backoff up to a few ms).
+  /// Blocking: yes, between reader scans it yields a few times (a lone
+  ///   caller), then sleeps with backoff up to 10 ms.
   /// Async-signal-safe: no. Allocates: no.
   /// Deadlock notes: waits for readers, so a reader that waits for something
   ///   the caller holds deadlocks, as with any RCU.
