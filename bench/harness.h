@@ -691,11 +691,15 @@ void memory_per_domain(benchmark::State& state) {
     domains.reserve(kMemoryDomains);  // the vector itself is not counted
     const std::int64_t before = resident_bytes();
     const std::int64_t new_before = thread_new_bytes();
+    std::int64_t at_creation = 0;  // the constructors' share, before the first use
     for (int i = 0; i < kMemoryDomains; ++i) {
+      const std::int64_t made_before = thread_new_bytes();
       domains.push_back(std::make_unique<typename Lib::domain_object>());
+      at_creation += thread_new_bytes() - made_before;
       domains.back()->touch();
     }
     const std::int64_t new_after = thread_new_bytes();
+    state.counters["bytes_at_creation"] = static_cast<double>(at_creation) / kMemoryDomains;
     const std::int64_t after = resident_bytes();
     state.counters["bytes_per_domain"] =
         static_cast<double>(new_after - new_before) / kMemoryDomains;

@@ -152,7 +152,7 @@ def summarize(runs):
             # Spread across repetitions: coefficient of variation.
             row["cv"] = statistics.stdev(values) / statistics.mean(values)
         for extra in ("p99_us", "max_us", "peak_rss_MiB", "peak_growth_MiB", "gp_per_call", "hb_per_call", "gp_per_s",
-                      "rss_per_domain", "rss_per_thread", "static_tls_bytes",
+                      "rss_per_domain", "bytes_at_creation", "rss_per_thread", "static_tls_bytes",
                       "items_per_second", "threads_added"):
             agg = max if extra == "max_us" else statistics.median
             v = median_of(reps, extra, agg)
@@ -432,6 +432,10 @@ def markdown(rows, m, made, raw_name):
                        "Bytes asked of operator new per domain object used once by one thread (srcu "
                        "and the ck adapter allocate only through new); urcu has no domains (one "
                        "global instance per flavour)."))
+    lines.append(table(rows, "memory_per_domain", "Memory per domain at creation (bytes allocated, 100,000 domains)",
+                       "The constructors' share of the row above, before the first use: srcu makes "
+                       "a domain's state (reader slots, grace periods, callbacks) on first use.",
+                       field="bytes_at_creation", field_unit="B"))
     lines.append(table(rows, "memory_per_domain", "Memory per domain (resident bytes)",
                        "Resident-set growth for the same 100,000 domains.",
                        field="rss_per_domain", field_unit="B"))

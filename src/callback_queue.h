@@ -24,6 +24,10 @@ class callback_queue : public grace_periods {
 
   // The user's side.
   void call(callback_head* head, void (*func)(callback_head*)) noexcept;
+  // call() on a domain whose state is not made yet (domain::call()).
+  static void call_without_state(domain& d, callback_head* head, void (*func)(callback_head*)) noexcept;
+  // The engine, for callbacks staged before the state was made: drain them.
+  void note_staged() noexcept;
   void barrier() SRCU_EXCLUDES(mutex);
   void wait_for_backlog_below(std::uint64_t limit) noexcept;  // bounded call(F)/retire()
   std::uint64_t backlog_limit() const noexcept { return cb_backlog_limit; }

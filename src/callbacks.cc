@@ -145,15 +145,35 @@ void callback_queue::segment::append(segment& other) noexcept {
   other = segment{};
 }
 
-// Lock-free push onto one shard's staging stack, then make sure the engine
-// will drain it. Shared by call() and barrier()'s markers.
-void callback_queue::stage(shard_block& shard, callback_head* head) noexcept {
+namespace {
+// Lock-free push onto one shard's staging stack.
+void push_staged(shard_block& shard, callback_head* head) noexcept {
   callback_head* top = shard.staged.load(std::memory_order_relaxed);
-  // Fence K (docs/design.md §2): the push is seq_cst, see below.
+  // Fence K (docs/design.md §2): the push is seq_cst, see stage().
   do {
     head->next = top;
   } while (!shard.staged.compare_exchange_weak(top, head, std::memory_order_seq_cst,
                                                std::memory_order_relaxed));
+}
+
+// call()'s checks of its arguments, then marks the head queued.
+void take_head(const char* name, callback_head* head, void (*func)(callback_head*)) noexcept {
+  if (SRCU_UNLIKELY(head == nullptr || func == nullptr)) {
+    die(name, "call() with a null callback_head or a null function");
+  }
+  // srcu clears func before invoking, so a non-null func means "queued".
+  if (SRCU_UNLIKELY(head->func != nullptr)) {
+    die(name, "call(): this callback_head is already queued (queued twice before its "
+              "callback ran)");
+  }
+  head->func = func;
+}
+}  // namespace
+
+// Push, then make sure the engine will drain it. Shared by call() and
+// barrier()'s markers.
+void callback_queue::stage(shard_block& shard, callback_head* head) noexcept {
+  push_staged(shard, head);
   SRCU_INJECT("call: pushed, before the staged flag");
   // Fence K (docs/design.md §2): pairs with engine_step()'s exchange of
   // cb_staged before drain_staged() (all seq_cst): either the engine drains
@@ -167,16 +187,31 @@ void callback_queue::stage(shard_block& shard, callback_head* head) noexcept {
   }
 }
 
+// A domain whose state is not made yet (a call() on it from a signal
+// handler, say, may not allocate): the ticket and the push go to the small
+// block it was born with, as call() would put them there; the engine makes
+// the state on the kick and drains them (state_maker::act_on_asks()).
+// Fences BT and K as in call(): the ticket before the push, the push
+// before the ask's kick (Q2), which the engine takes before it drains.
+void callback_queue::call_without_state(domain& d, callback_head* head,
+                                        void (*func)(callback_head*)) noexcept {
+  take_head(d.name(), head, func);
+  SRCU_TRACE(call, d.name(), std::uint64_t{0});
+  shard_block& small = *state_maker::born_shards(d);
+  small.enqueued.fetch_add(1, std::memory_order_seq_cst);  // BT
+  SRCU_INJECT("call: ticket taken, before the push");
+  push_staged(small, head);
+  state_maker::ask(d, kick_node::kAskCallbacks);
+}
+
+void callback_queue::note_staged() noexcept {
+  // Fence K (docs/design.md §2): as stage()'s exchange; the engine's step
+  // after this drains (its exchange(false) reads this store or a later one).
+  cb_staged.store(true, std::memory_order_seq_cst);
+}
+
 void callback_queue::call(callback_head* head, void (*func)(callback_head*)) noexcept {
-  if (SRCU_UNLIKELY(head == nullptr || func == nullptr)) {
-    die(name, "call() with a null callback_head or a null function");
-  }
-  // srcu clears func before invoking, so a non-null func means "queued".
-  if (SRCU_UNLIKELY(head->func != nullptr)) {
-    die(name, "call(): this callback_head is already queued (queued twice before its "
-              "callback ran)");
-  }
-  head->func = func;
+  take_head(name, head, func);
   SRCU_TRACE(call, name, completed());
   // Fence ST (docs/design.md §2), in shards(): pairs with grow_shards().
   const shard_table t = shards();

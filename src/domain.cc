@@ -35,7 +35,36 @@ domain_core::domain_core(domain* s, const domain_options& options, shard_block* 
 domain_state::domain_state(domain* s, const domain_options& options, shard_block* small)
     : callback_queue(s, options, small) {
   delivery.owner = this;
-  engine_slot.node.owner = this;
+  engine_slot.owner = this;
+}
+
+domain_state* state_maker::create(domain& d) noexcept {
+  if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("state: making");
+  static const domain_options defaults{};
+  const domain_options& options = d.options_ != nullptr ? d.options_->options : defaults;
+  void* block = ::operator new(sizeof(domain_state), std::align_val_t{alignof(domain_state)}, std::nothrow);
+  if (block == nullptr) {
+    die(options.name != nullptr ? options.name : "srcu",
+        "out of memory making the domain's state on its first use");
+  }
+  auto* fresh = new (block) domain_state(&d, options, born_shards(d));
+  domain_state* made = registry_publish_state(&d, fresh);
+  if (made != fresh) {  // another thread made it first
+    fresh->~domain_state();
+    ::operator delete(fresh, std::align_val_t{alignof(domain_state)});
+  }
+  return made;
+}
+
+void state_maker::act_on_asks(domain& d, domain_state& s) noexcept {
+  // Fence Q2 (docs/design.md §2): the asker's bit is set before its kick;
+  // take_all()'s exchange of the node's flag, before this, acquired it. A
+  // bit set after this exchange comes with a kick that queues the node again.
+  if (d.kick_.asks.load(std::memory_order_relaxed) == 0) return;  // the usual kick: no RMW
+  const std::uint8_t asks = d.kick_.asks.exchange(0, std::memory_order_acq_rel);
+  if (asks & kick_node::kAskShards) s.want_shards();
+  if (asks & kick_node::kAskPoll) s.request(seq_snap(0));  // a stateless start_poll()'s cookie
+  if (asks & kick_node::kAskCallbacks) s.note_staged();
 }
 
 service_result domain_state::engine_step() noexcept {
@@ -202,28 +231,76 @@ domain::domain() : domain(domain_options{}) {}
 domain::domain(executor& callback_executor, domain_options options)
     : domain((options.callback_executor = &callback_executor, options)) {}
 
+namespace {
+bool are_defaults(const domain_options& o) noexcept {
+  const domain_options d{};
+  // The default name ("srcu", also what a null name means) needs no copy.
+  return (o.name == nullptr || std::strcmp(o.name, "srcu") == 0) && o.callback_executor == d.callback_executor &&
+         o.callback_delay == d.callback_delay && o.stall_timeout == d.stall_timeout &&
+         o.callback_backlog_limit == d.callback_backlog_limit;
+}
+}  // namespace
+
 domain::domain(const domain_options& options) {
   if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("domain: constructing");
   heavy_barrier_init();
   install_fork_handlers();
-  // One allocation: the state, then the small shard table (one block, on
-  // its own cache line); the full table comes when first needed.
+  // Born small: this object and one shard block (the signal-safe and down/up
+  // counters and call()'s staging, on its own cache line), plus a copy of
+  // options other than the defaults. The state (slots, grace periods,
+  // callbacks) is made on first use (made_state(), state_maker::create()),
+  // the full shard table when first needed.
+  if (!are_defaults(options)) {
+    const std::size_t name_len = options.name != nullptr ? std::strlen(options.name) + 1 : 0;
+    auto* saved = new (::operator new(sizeof(saved_options) + name_len)) saved_options{options};
+    if (name_len != 0) {
+      std::memcpy(saved->name_bytes(), options.name, name_len);
+      saved->options.name = saved->name_bytes();
+    }
+    options_ = saved;
+  }
   static_assert(alignof(shard_block) == 64);
-  const std::size_t state_bytes = (sizeof(domain_state) + 63) & ~std::size_t{63};
-  void* block = ::operator new(state_bytes + sizeof(shard_block), std::align_val_t{64});
-  auto* small = new (static_cast<char*>(block) + state_bytes) shard_block{};
+  auto* small = new (::operator new(sizeof(shard_block), std::align_val_t{64})) shard_block{};
   small->domain = this;
   shards_.store(reinterpret_cast<std::uintptr_t>(small), std::memory_order_relaxed);
-  state_ = new (block) domain_state(this, options, small);
-  id_ = registry_add(state_);
+  kick_.owner = this;
+  id_ = registry_add(this);
   // heavy_barrier_init() above decided the mode for good.
   fast_id_ = g_readers_fence.load(std::memory_order_relaxed) ? kNoFastPath : id_;
   engine().start();
   pool().start();
 }
 
+namespace {
+// ~domain() of a domain whose state was never made: no thread ever read it
+// with read_lock(), waited on it or queued a callback (each makes the state,
+// or has the engine make it: settle() took every pending kick). A shared
+// section would have asked too; the check is cheap, so it stays.
+void check_unborn_idle(const shard_block* small, const char* name) noexcept {
+  for (int i = 0; i < 2; ++i) {
+    if (small->locks[i].load(std::memory_order_acquire) != small->unlocks[i].load(std::memory_order_acquire)) {
+      die(name, "destroyed while a signal-safe or down_read() reader is still inside");
+    }
+  }
+  if (small->staged.load(std::memory_order_acquire) != nullptr) {
+    die(name, "destroyed with a callback staged and no state made (library bug)");
+  }
+}
+}  // namespace
+
 domain::~domain() {
-  domain_state* const s = state_;
+  domain_state* s = state();
+  if (s == nullptr) s = engine().settle(this);  // a kick in flight makes it now
+  if (s == nullptr) {
+    shard_block* const small = state_maker::born_shards(*this);
+    check_unborn_idle(small, name());
+    registry_remove(id_);
+    lockdep_forget_domain(this);
+    small->~shard_block();
+    ::operator delete(small, std::align_val_t{64});
+    if (options_ != nullptr) ::operator delete(const_cast<saved_options*>(options_));
+    return;
+  }
   if (s->running_own_callbacks()) {
     die(s->name, "destroyed from inside one of its own callbacks or its executor's submit() "
                  "(it would wait for the batch it is part of)");
@@ -258,18 +335,42 @@ domain::~domain() {
     for (std::uint32_t i = 0; i < t.count; ++i) t.first[i].~shard_block();
     ::operator delete(t.first, std::align_val_t{64});
   }
-  s->small_shard->~shard_block();
+  shard_block* const small = s->small_shard;
   s->~domain_state();
-  ::operator delete(s, std::align_val_t{64});
+  ::operator delete(s, std::align_val_t{alignof(domain_state)});
+  small->~shard_block();
+  ::operator delete(small, std::align_val_t{64});
+  if (options_ != nullptr) ::operator delete(const_cast<saved_options*>(options_));
 }
 
-const char* domain::name() const noexcept { return state_->name; }
+domain_state& domain::made_state() {
+  if (domain_state* s = state()) return *s;
+  return *state_maker::create(*this);
+}
 
-bool domain::in_reader() const noexcept { return state_->thread_in_reader(); }
+void domain::ask_engine(std::uint8_t what) noexcept {
+  // Fence Q2 (docs/design.md §2): the bit before the kick, which releases
+  // it; act_on_asks() reads it after taking the kick.
+  kick_.asks.fetch_or(what, std::memory_order_relaxed);
+  engine().kick(this);
+}
 
-std::size_t domain::reader_slots() const noexcept { return state_->slots_allocated(); }
+const char* domain::name() const noexcept {
+  if (const domain_state* s = state()) return s->name;
+  return options_ != nullptr && options_->options.name != nullptr ? options_->options.name : "srcu";
+}
 
-counter_block* domain::register_reader() { return register_thread_slot(state_, id_); }
+bool domain::in_reader() const noexcept {
+  const domain_state* s = state();
+  return s != nullptr && s->thread_in_reader();
+}
+
+std::size_t domain::reader_slots() const noexcept {
+  const domain_state* s = state();
+  return s != nullptr ? s->slots_allocated() : 0;
+}
+
+counter_block* domain::register_reader() { return register_thread_slot(&made_state(), id_); }
 
 // read_lock() off its fast path: a thread's first read_lock() of this domain
 // (which may allocate, and so throw: read_lock() is noexcept, so a failure
@@ -311,7 +412,11 @@ read_token domain::shared_lock_slow(flavour f) noexcept {
     reader_fence();  // B: pairs with A in readers_idle()
     // The small table: ask once for the full one (a kick; no allocation,
     // no lock: async-signal-safe).
-    if (SRCU_UNLIKELY(t.first == state_->small_shard) && state_->want_shards()) engine().kick(state_);
+    if (domain_state* s = state(); SRCU_UNLIKELY(s == nullptr)) {
+      ask_engine(kick_node::kAskShards);  // the engine makes the state, then the table
+    } else if (SRCU_UNLIKELY(t.first == s->small_shard) && s->want_shards()) {
+      engine().kick(s);
+    }
   }
   return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(shard)) |
                     (std::uintptr_t{f} << kFlavourShift) | idx);
@@ -335,12 +440,12 @@ void domain::shared_unlock_slow(read_token token) noexcept {
 }
 
 void domain::unlock_without_lock() const noexcept {
-  die(state_->name, "unlock() without a matching lock() on this thread (unlock() called once "
+  die(name(), "unlock() without a matching lock() on this thread (unlock() called once "
                     "too often; a std::scoped_lock/unique_lock released twice?)");
 }
 
 void domain::check_unlock(read_token token, flavour f) const noexcept {
-  const char* const dname = state_->name;
+  const char* const dname = name();
   if (token.raw_ == 0) {
     message m;
     m << "srcu: domain '" << dname << "': " << calls_of(f).unlock
@@ -378,8 +483,14 @@ void domain::check_unlock(read_token token, flavour f) const noexcept {
     unlocks = block->unlocks[idx].load(std::memory_order_acquire);
     locks = block->locks[idx].load(std::memory_order_acquire);
   } else {
-    state_->for_each_shard([&](const shard_block& b) { unlocks += b.unlocks[idx].load(std::memory_order_acquire); });
-    state_->for_each_shard([&](const shard_block& b) { locks += b.locks[idx].load(std::memory_order_acquire); });
+    // No state: never grown, the small block alone.
+    const domain_state* s = state();
+    const auto each = [&](auto&& f) {
+      if (s != nullptr) s->for_each_shard(f);
+      else f(*state_maker::born_shards(*this));
+    };
+    each([&](const shard_block& b) { unlocks += b.unlocks[idx].load(std::memory_order_acquire); });
+    each([&](const shard_block& b) { locks += b.locks[idx].load(std::memory_order_acquire); });
   }
   if (static_cast<std::int64_t>(locks - unlocks) <= 0) {
     message m;

@@ -40,7 +40,8 @@ namespace srcu::detail {
 struct domain_state final : callback_queue {
   domain_state(domain* self, const domain_options& options, shard_block* small_shard);
 
-  static domain_state* of(domain& d) noexcept { return d.state_; }
+  // Null until made (domain::made_state(), state_maker::create()).
+  static domain_state* of(domain& d) noexcept { return d.state(); }
 
   // The engine's step for this domain (service.h): stage callbacks into
   // segments, drive the grace period as far as it goes without waiting,
@@ -54,6 +55,45 @@ struct domain_state final : callback_queue {
   // service's (or the pool's) mutex. fork.cc resets both in the child.
   service_slot engine_slot;
   pool_entry delivery;
+};
+
+// domain_options other than the defaults, kept by the domain from its
+// construction until its state is created on first use (and after, for
+// the name). Allocated only when some option differs: a domain with the
+// defaults keeps none. The name's bytes follow the struct.
+struct saved_options {
+  domain_options options;  // options.name points at name_bytes()
+  char* name_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+};
+
+// A domain's compiled side is created on first use (domain.cc): the first
+// read_lock() on a thread, an updater call, or, for what may not allocate
+// (call(), start_poll(), a first signal-safe section: they set a bit in the
+// domain's kick_node and kick), by the engine when it takes the kick. The
+// one door to the public object's fields that this needs.
+struct state_maker {
+  static domain_state* state(const domain& d) noexcept { return d.state(); }
+  static kick_node& node(domain& d) noexcept { return d.kick_; }
+  // Creates and publishes d's state unless one exists; returns the one
+  // that does. Allocates (outside every library lock but the caller's),
+  // then publishes under the registry mutex, so that fork()'s prepare
+  // handler, which holds it, sees every state there is. Out of memory:
+  // a message naming the domain, then abort (the caller may not throw).
+  static domain_state* create(domain& d) noexcept;
+  static void ask(domain& d, std::uint8_t what) noexcept { d.ask_engine(what); }
+  // Fence SP: the release store that makes a state visible; pairs with
+  // domain::state()'s acquire load. Without it a thread that finds the
+  // pointer could read the state's fields before their construction.
+  static void publish(domain& d, domain_state* s) noexcept {
+    d.state_.store(s, std::memory_order_release);
+  }
+  // The engine, having taken d's kick with d's state made: acts on the
+  // bits the stateless paths set (kick_node::asks).
+  static void act_on_asks(domain& d, domain_state& s) noexcept;
+  // The small shard block a domain is born with.
+  static shard_block* born_shards(const domain& d) noexcept {
+    return decode_shards(d.shards_.load(std::memory_order_acquire)).first;
+  }
 };
 
 inline domain_state* domain_core::whole() noexcept { return static_cast<domain_state*>(this); }

@@ -69,13 +69,34 @@ void domain_child_after_fork(domain_state* d) noexcept SRCU_NO_LOCK_ANALYSIS {
   s.rekicked = false;
   s.step_again_at_ns = 0;
   s.retry_floor_ns = 0;
-  s.node.queued.store(false, std::memory_order_relaxed);
+  state_maker::node(*d->self).queued.store(false, std::memory_order_relaxed);
   const bool dying = d->delivery.dying;
   d->delivery = pool_entry{};
   d->delivery.owner = d;
   d->delivery.dying = dying;
   d->mutex.unlock();
   if (d->requested_not_done()) engine().kick(d);
+}
+
+// Step 4, for a domain whose state was never made: what call() staged in
+// the parent runs there (the child's copies are discarded, as in
+// callback_queue::child_after_fork(), and so are their tickets: nothing
+// counted them yet); shared sections of vanished threads are ended; a
+// start_poll() or shared section that asked the engine asks again.
+void unborn_child_after_fork(domain* d) noexcept {
+  shard_block& small = *state_maker::born_shards(*d);
+  for (int i = 0; i < 2; ++i) {
+    small.unlocks[i].store(small.locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  small.staged.store(nullptr, std::memory_order_relaxed);
+  small.enqueued.store(0, std::memory_order_relaxed);
+  kick_node& n = state_maker::node(*d);
+  n.queued.store(false, std::memory_order_relaxed);
+  n.next = nullptr;
+  const std::uint8_t asks = n.asks.fetch_and(static_cast<std::uint8_t>(~kick_node::kAskCallbacks),
+                                             std::memory_order_relaxed) &
+                            static_cast<std::uint8_t>(~kick_node::kAskCallbacks);
+  if (asks != 0) engine().kick(d);
 }
 
 void prepare() noexcept SRCU_NO_LOCK_ANALYSIS {
@@ -96,7 +117,7 @@ void child() noexcept SRCU_NO_LOCK_ANALYSIS {
   heavy_barrier_reinit_after_fork();                   // 1
   engine().child_after_fork();                         // 2
   pool().child_after_fork();
-  registry_child_after_fork(&domain_child_after_fork);  // 3, 4
+  registry_child_after_fork(&domain_child_after_fork, &unborn_child_after_fork);  // 3, 4
   engine().restart_after_fork();                       // 5
   pool().restart_after_fork();
   lockdep_child_after_fork();                          // 6

@@ -404,7 +404,11 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
 
 namespace srcu {
 
+using detail::callback_queue;
 using detail::domain_state;
+using detail::kick_node;
+using detail::seq_ge;
+using detail::seq_snap;
 
 // Before every wait for a grace period of `s` (and, with `callbacks`, for
 // its callbacks): the waits that cannot end are misuse, the others are
@@ -443,55 +447,88 @@ static void check_not_in_reader(const domain_state& s, const char* what,
 }
 
 void domain::synchronize() noexcept {
-  check_not_in_reader(*state_, "synchronize()");
-  state_->wait_for(state_->snapshot(), /*expedited=*/false);
+  domain_state& s = made_state();
+  check_not_in_reader(s, "synchronize()");
+  s.wait_for(s.snapshot(), /*expedited=*/false);
 }
 
 void domain::synchronize_expedited() noexcept {
-  check_not_in_reader(*state_, "synchronize_expedited()");
-  state_->wait_for(state_->snapshot(), /*expedited=*/true);
+  domain_state& s = made_state();
+  check_not_in_reader(s, "synchronize_expedited()");
+  s.wait_for(s.snapshot(), /*expedited=*/true);
 }
 
 void domain::cond_synchronize(poll_cookie cookie) noexcept {
-  check_not_in_reader(*state_, "cond_synchronize()");
+  domain_state& s = made_state();
+  check_not_in_reader(s, "cond_synchronize()");
   // Waiting for the cookie's own grace period is enough: it ends after every
   // reader that began before the cookie was taken.
-  state_->wait_for(cookie.seq_, /*expedited=*/false);
+  s.wait_for(cookie.seq_, /*expedited=*/false);
 }
 
 void domain::barrier() noexcept {
-  check_not_in_reader(*state_, "barrier()", /*callbacks=*/true);
-  state_->barrier();
+  domain_state& s = made_state();
+  check_not_in_reader(s, "barrier()", /*callbacks=*/true);
+  s.barrier();
 }
 
 void domain::before_allocating_call() {
-  const std::uint64_t limit = state_->backlog_limit();
-  if (limit != 0) state_->wait_for_backlog_below(limit);
+  domain_state& s = made_state();
+  const std::uint64_t limit = s.backlog_limit();
+  if (limit != 0) s.wait_for_backlog_below(limit);
 }
 
 void domain::call(callback_head* head, void (*func)(callback_head*)) noexcept {
-  state_->call(head, func);
+  if (domain_state* s = state(); SRCU_LIKELY(s != nullptr)) {
+    s->call(head, func);
+  } else {
+    callback_queue::call_without_state(*this, head, func);  // no allocation: the engine makes it
+  }
 }
 
-poll_cookie domain::get_poll_cookie() noexcept { return poll_cookie(state_->snapshot()); }
+namespace {
+// The cookie of a domain with no state yet: no grace period has started,
+// so the first one to start after now (the first the state will run) is
+// the one that covers every reader before now. Fence S first, then the
+// state load: a state made after S runs its first grace period after it.
+std::uint64_t snapshot_of(const domain_state* s) noexcept {
+  return s != nullptr ? const_cast<domain_state*>(s)->snapshot() : seq_snap(0);
+}
+}  // namespace
+
+poll_cookie domain::get_poll_cookie() noexcept {
+  // Fence S (docs/design.md §2): pairs with G in advance_locked(); taken
+  // here too for a domain without a state (snapshot() takes it again).
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // S: pairs with G
+  return poll_cookie(snapshot_of(state()));
+}
 
 poll_cookie domain::start_poll() noexcept {
-  const std::uint64_t cookie = state_->snapshot();
-  if (!state_->done(cookie)) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // S: as in get_poll_cookie()
+  domain_state* const s = state();
+  const std::uint64_t cookie = snapshot_of(s);
+  if (s == nullptr) {
+    ask_engine(kick_node::kAskPoll);  // the engine makes the state and requests seq_snap(0)
+  } else if (!s->done(cookie)) {
     // Fence H (docs/design.md §2): request() is seq_cst; the engine this
     // kicks checks the driver role after it, and release_driver() re-kicks
     // the engine if a leaving driver sees this need unmet.
-    state_->request(cookie);
-    detail::engine().kick(state_);
+    s->request(cookie);
+    detail::engine().kick(s);
   }
   return poll_cookie(cookie);
 }
 
-bool domain::poll(poll_cookie cookie) const noexcept { return state_->done(cookie.seq_); }
+bool domain::poll(poll_cookie cookie) const noexcept {
+  const domain_state* s = state();
+  // Fence R (docs/design.md §2), in done(). No state: no grace period yet.
+  return s != nullptr ? s->done(cookie.seq_) : seq_ge(0, cookie.seq_);
+}
 
 std::uint64_t domain::grace_periods_completed() const noexcept {
   // Fence R (docs/design.md §2): acquire, pairs with the end of SCAN2.
-  return state_->completed();
+  const domain_state* s = state();
+  return s != nullptr ? s->completed() : 0;
 }
 
 }  // namespace srcu

@@ -10,16 +10,9 @@
 #include <cstdint>
 
 #include "futex.h"
+#include "srcu/detail/reader.h"  // kick_node
 
 namespace srcu::detail {
-
-struct domain_state;
-
-struct kick_node {
-  std::atomic<bool> queued{false};
-  kick_node* next = nullptr;
-  domain_state* owner = nullptr;
-};
 
 class kick_queue {
  public:

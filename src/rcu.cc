@@ -26,7 +26,7 @@ domain& rcu_default_domain() noexcept {
 
 void rcu_synchronize(domain& d) noexcept {
   d.synchronize();  // readers first (checks: not inside a reader of d)
-  detail::domain_state* const s = detail::domain_state::of(d);
+  detail::domain_state* const s = detail::domain_state::of(d);  // made by synchronize()
   if (s->running_own_callbacks()) {
     s->run_queued_inline();  // false inside submit(): readers only, as documented
   } else {

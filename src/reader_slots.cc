@@ -45,7 +45,9 @@ struct registry {
   registry() { pthread_key_create(&exit_key, &on_thread_exit); }
   // After the engine's service mutex, before every domain mutex.
   detail::mutex mutex;
-  std::vector<domain_state*> domains SRCU_GUARDED_BY(mutex);  // by id; nullptr: id free
+  // By id; nullptr: id free. A domain's state is published under this
+  // mutex (registry_publish_state()), so a holder sees every state made.
+  std::vector<domain*> domains SRCU_GUARDED_BY(mutex);
   // Lowest first: a thread's slot table has an entry for every id up to
   // the highest it used, so a new domain takes the smallest free id, not
   // the last one freed (after 100,000 domains came and went, a new domain
@@ -88,7 +90,9 @@ void release_record_locked(registry& r, thread_record* rec, bool exiting,
   for (std::uint32_t id = 0; id < rec->capacity; ++id) {
     counter_block* slot = rec->slots[id].load(std::memory_order_relaxed);
     if (slot == nullptr) continue;
-    domain_state* d = r.domains[id];  // live: registry_remove clears entries first
+    // Live (registry_remove clears entries first), and made: a slot is
+    // taken only from a state published under this mutex.
+    domain_state* d = state_maker::state(*r.domains[id]);
     if (exiting && (!slot_balanced(slot) || slot->lock_depth != 0)) {
       for (unsigned i = 0; i < 2; ++i) {
         if (slot->unlocks[i].load(std::memory_order_relaxed) >
@@ -129,7 +133,7 @@ void on_thread_exit(void* record) {
 
 void* current_thread_record() noexcept { return tls_record; }
 
-std::uint32_t registry_add(domain_state* d) {
+std::uint32_t registry_add(domain* d) {
   registry& r = reg();
   mutex_lock lk(r.mutex);
   if (!r.free_ids.empty()) {
@@ -140,6 +144,14 @@ std::uint32_t registry_add(domain_state* d) {
   }
   r.domains.push_back(d);
   return static_cast<std::uint32_t>(r.domains.size() - 1);
+}
+
+domain_state* registry_publish_state(domain* d, domain_state* fresh) noexcept {
+  registry& r = reg();
+  mutex_lock lk(r.mutex);
+  if (domain_state* made = state_maker::state(*d)) return made;
+  state_maker::publish(*d, fresh);
+  return fresh;
 }
 
 void registry_remove(std::uint32_t id) {
@@ -407,16 +419,28 @@ void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), 
   const thread_slot_table& t = tls_slot_table;
   for (std::uint32_t id = 0; id < t.capacity && id < r.domains.size(); ++id) {
     const counter_block* s = t.slots[id].load(std::memory_order_relaxed);
-    if (s == nullptr || r.domains[id] == nullptr) continue;
-    if (!slot_balanced(s)) fn(r.domains[id], ctx);
+    domain_state* const d = r.domains[id] != nullptr ? state_maker::state(*r.domains[id]) : nullptr;
+    if (s == nullptr || d == nullptr) continue;
+    if (!slot_balanced(s)) fn(d, ctx);
   }
 }
 
-void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx) {
+namespace {
+// The domains whose state has been made (the registry mutex held).
+template <class F>
+void for_each_state(registry& r, F&& f) SRCU_REQUIRES(r.mutex) {
+  for (domain* d : r.domains) {
+    if (d == nullptr) continue;
+    if (domain_state* s = state_maker::state(*d)) f(s);
+  }
+}
+}  // namespace
+
+void registry_visit(void (*fn)(domain& d, void* ctx), void* ctx) {
   registry& r = reg();
   mutex_lock lk(r.mutex);
-  for (domain_state* d : r.domains) {
-    if (d != nullptr) fn(d, ctx);
+  for (domain* d : r.domains) {
+    if (d != nullptr) fn(*d, ctx);
   }
 }
 
@@ -470,20 +494,17 @@ void reader_side::child_after_fork() noexcept {
 void registry_prepare_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
   registry& r = reg();
   r.mutex.lock();
-  for (domain_state* d : r.domains) {
-    if (d != nullptr) fn(d);
-  }
+  for_each_state(r, fn);
 }
 
 void registry_parent_after_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
   registry& r = reg();
-  for (domain_state* d : r.domains) {
-    if (d != nullptr) fn(d);
-  }
+  for_each_state(r, fn);
   r.mutex.unlock();
 }
 
-void registry_child_after_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOCK_ANALYSIS {
+void registry_child_after_fork(void (*fn)(domain_state* d), void (*unborn)(domain* d)) noexcept
+    SRCU_NO_LOCK_ANALYSIS {
   registry& r = reg();
   r.mutex.assert_held();
   // Only the forking thread exists now. Every other thread's read_lock()
@@ -496,8 +517,10 @@ void registry_child_after_fork(void (*fn)(domain_state* d)) noexcept SRCU_NO_LOC
     }
     rec = next;
   }
-  for (domain_state* d : r.domains) {
-    if (d != nullptr) fn(d);
+  for (domain* d : r.domains) {
+    if (d == nullptr) continue;
+    if (domain_state* s = state_maker::state(*d)) fn(s);
+    else unborn(d);
   }
   r.mutex.unlock();
 }

@@ -38,8 +38,9 @@ inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 // "full_table: computing the layout" (the engine's first grow_shards()) and
 // "domain: constructing" (every domain constructor, first thing),
 // "read_lock_slow: index loaded" (grace_period_test.cc: a straggler, between
-// read_lock_slow()'s index load and its increment); and a way to have the
-// layout computed again.
+// read_lock_slow()'s index load and its increment), "state: making" (
+// unborn_test.cc: state_maker::create(), before it allocates); and a way to
+// have the layout computed again.
 extern std::atomic<void (*)(const char* point)> g_test_probe;
 void forget_full_table_layout() noexcept;
 
@@ -269,8 +270,12 @@ void describe_slot_owner(message& m, const counter_block* slot) noexcept;
 // section of (its own slots), registry mutex held (fn must not take it).
 void visit_readers_of_this_thread(void (*fn)(const domain_state* d, void* ctx), void* ctx);
 // fn(d, ctx) for every live domain, registry mutex held (fn must not take it).
-void registry_visit(void (*fn)(domain_state* d, void* ctx), void* ctx);
-std::uint32_t registry_add(domain_state* d);       // returns the domain id
+void registry_visit(void (*fn)(domain& d, void* ctx), void* ctx);  // every domain, made or not
+std::uint32_t registry_add(domain* d);             // returns the domain id
+// Publishes `fresh` as d's state unless d has one: under the registry mutex
+// (fork's prepare handler holds it, and then sees every state there is).
+// Returns the state d has now; the caller destroys `fresh` if it is not.
+domain_state* registry_publish_state(domain* d, domain_state* fresh) noexcept;
 void registry_remove(std::uint32_t id);            // clears every thread's entry
 counter_block* register_thread_slot(domain_state* d, std::uint32_t id);
 void* current_thread_record() noexcept;
@@ -283,6 +288,7 @@ void* current_thread_record() noexcept;
 //            then fn(d) for every domain, then the registry mutex released.
 void registry_prepare_fork(void (*fn)(domain_state* d)) noexcept;
 void registry_parent_after_fork(void (*fn)(domain_state* d)) noexcept;
-void registry_child_after_fork(void (*fn)(domain_state* d)) noexcept;
+// fn for every domain with a state, unborn for every domain without.
+void registry_child_after_fork(void (*fn)(domain_state* d), void (*unborn)(domain* d)) noexcept;
 
 }  // namespace srcu::detail

@@ -32,7 +32,15 @@ void* service::thread_main(void* self) {
   return nullptr;
 }
 
-void service::kick(domain_state* d) noexcept { queue_.kick(&(d->*slot_).node); }
+void service::kick(domain_state* d) noexcept { kick(d->self); }
+
+void service::kick(domain* d) noexcept { queue_.kick(&state_maker::node(*d)); }
+
+domain_state* service::settle(domain* d) noexcept {
+  mutex_lock lk(mutex_);
+  absorb_locked();
+  return state_maker::state(*d);
+}
 
 void service::wake() noexcept { queue_.wake(); }
 
@@ -93,9 +101,15 @@ void service::unlink_locked(service_slot* s) {
   }
 }
 
-void service::absorb_locked() {
-  queue_.take_all([this](domain_state* d) {
+void service::absorb_locked(bool may_create) {
+  queue_.take_all([this, may_create](domain* owner) {
     mutex_.assert_held();  // called back from absorb_locked()
+    domain_state* d = state_maker::state(*owner);
+    if (d == nullptr) {
+      if (!may_create) return;
+      d = state_maker::create(*owner);  // allocates: the service mutex is held
+    }
+    state_maker::act_on_asks(*owner, *d);
     service_slot& s = d->*slot_;
     if (s.dying) return;
     s.backoff_ns = 0;
@@ -132,7 +146,7 @@ void service::run() {
         service_slot* s = heap_.front().slot;
         unlink_locked(s);
         s->busy = true;
-        batch.push_back(s->node.owner);
+        batch.push_back(s->owner);
       }
       if (!heap_.empty()) next_due = std::min(next_due, heap_.front().key);
       batch_active_ = !batch.empty();
@@ -237,7 +251,7 @@ void service::child_after_fork() noexcept {
   queue_.reset_after_fork();
   gate_.reset_in_child();
   batch_active_ = false;
-  absorb_locked();
+  absorb_locked(/*may_create=*/false);  // the registry mutex is held: no state is made
   restart_ = started_;
   started_ = false;
   mutex_.unlock();

@@ -35,7 +35,7 @@ enum class service_result { kDone, kRetry };
 // Per (domain, service) bookkeeping, embedded in domain_state.
 struct service_slot {
   static constexpr std::uint32_t kNotListed = ~std::uint32_t{0};
-  kick_node node;
+  domain_state* owner = nullptr;  // its kick_node is in the public domain
   // Position in the service's timer heap (ordered by when it is due), or
   // kNotListed. A slot being stepped is not in the heap. Service mutex.
   std::uint32_t heap_index = kNotListed;
@@ -70,6 +70,13 @@ class service {
 
   void start() noexcept;                  // idempotent
   void kick(domain_state* d) noexcept;    // lock-free, async-signal-safe
+  // The same for a domain that may have no state yet: the service creates
+  // it when it takes the kick (state_maker), then acts on its asks.
+  void kick(domain* d) noexcept;
+  // ~domain(): takes the pending kicks, so that a domain still without a
+  // state after this has none in flight either; returns d's state (null:
+  // never made).
+  domain_state* settle(domain* d) noexcept;
   void wake() noexcept;                   // run the loop (and the tick) now; lock-free
   void forget(domain_state* d) noexcept;  // from ~domain: never touch d again
 
@@ -83,7 +90,9 @@ class service {
   void run();
   void step_again_after_barrier(const std::vector<domain_state*>& batch,
                                 std::vector<service_result>& results) noexcept;
-  void absorb_locked() SRCU_REQUIRES(mutex_);
+  // may_create false in the fork child: a domain without a state keeps its
+  // asks (fork.cc kicks it again once the thread is back).
+  void absorb_locked(bool may_create = true) SRCU_REQUIRES(mutex_);
   static constexpr std::uint32_t kHeapArity = 4;
   // The work list is a 4-ary min-heap on the time each slot is due, so a loop costs
   // O(due log n), not O(listed): 100,000 stalled domains stay cheap.

@@ -86,22 +86,24 @@ struct c_api {
   // small table, k + 1 the full table's block k.
   static int index_of_shared_token(const domain& d, read_token t) noexcept {
     auto* block = reinterpret_cast<shard_block*>(t.raw_ & kBlockMask);
-    const domain_state* s = d.state_;
-    const int number = block == s->small_shard ? 0 : static_cast<int>(block - s->shards().first) + 1;
+    const domain_state* s = d.state();
+    const int number = s == nullptr || block == s->small_shard ? 0 : static_cast<int>(block - s->shards().first) + 1;
     return (number << 1) | static_cast<int>(t.raw_ & kIndexBit);
   }
 
   static read_token shared_token(domain& d, int idx, flavour f, const char* unlock) noexcept {
     const auto number = static_cast<unsigned>(idx) >> 1;
-    const domain_state* s = d.state_;
-    const shard_table t = s->shards();
-    if (SRCU_UNLIKELY(idx < 0 || (number != 0 && (t.first == s->small_shard || number > t.count)))) {
+    // No state yet: the table is still the small block the domain was born with.
+    const domain_state* s = d.state();
+    shard_block* const small = s != nullptr ? s->small_shard : state_maker::born_shards(d);
+    const shard_table t = decode_shards(d.shards_.load(std::memory_order_acquire));
+    if (SRCU_UNLIKELY(idx < 0 || (number != 0 && (t.first == small || number > t.count)))) {
       message m;
       m << "srcu: domain '" << d.name() << "': " << unlock
         << " given an idx that its lock did not return (" << idx << ")";
       die(m);
     }
-    shard_block* block = number == 0 ? s->small_shard : &t.first[number - 1];
+    shard_block* block = number == 0 ? small : &t.first[number - 1];
     return read_token(reinterpret_cast<std::uintptr_t>(static_cast<counter_pair*>(block)) |
                       (std::uintptr_t{f} << kFlavourShift) | static_cast<std::uintptr_t>(idx & 1));
   }

@@ -148,15 +148,23 @@ stall_handler set_stall_handler(stall_handler handler) noexcept {
   return detail::g_stall_handler.exchange(handler, std::memory_order_acq_rel);
 }
 
-domain_stats domain::stats() const noexcept { return state_->stats(); }
+domain_stats domain::stats() const noexcept {
+  if (const detail::domain_state* s = state()) return s->stats();
+  // No state yet: no grace period, no callback run; a call() may be staged
+  // on the small block for the engine to make the state.
+  domain_stats none{};
+  none.callbacks_queued = detail::state_maker::born_shards(*this)->enqueued.load(std::memory_order_seq_cst);
+  none.reader_shards = 1;
+  return none;
+}
 
 process_stats all_domains_stats() noexcept {
   process_stats all{};
   all.heavy_barriers = detail::heavy_barriers_issued();
   detail::registry_visit(
-      [](detail::domain_state* d, void* ctx) {
+      [](domain& d, void* ctx) {
         auto& sum = *static_cast<process_stats*>(ctx);
-        const domain_stats s = d->stats();
+        const domain_stats s = d.stats();
         ++sum.domains;
         sum.totals.grace_periods += s.grace_periods;
         sum.totals.expedited_grace_periods += s.expedited_grace_periods;

@@ -92,6 +92,8 @@ namespace detail {
 struct domain_state;
 class domain_core;
 struct c_api;
+struct state_maker;
+struct saved_options;
 }
 
 /// The settings of a domain, given to its constructor:
@@ -318,6 +320,7 @@ class domain {
   friend class detail::domain_core;    // src/: the fields the compiled side uses
   friend struct detail::domain_state;
   friend struct detail::c_api;  // src/srcu_c.cc: the C API's int idx
+  friend struct detail::state_maker;  // src/domain.cc: creates the state
 
   detail::counter_block* register_reader();  // a thread's first read_lock() of this domain
   read_token read_lock_slow() noexcept;      // read_lock() when the fast path does not apply
@@ -343,7 +346,18 @@ class domain {
   // -> per-CPU, by the engine); read with acquire (Fence ST, docs/design.md
   // §2). Only a per-CPU table's counters are reached inline.
   std::atomic<std::uintptr_t> shards_{0};
-  detail::domain_state* state_ = nullptr;    // everything else (src/)
+  // Everything else (src/), created on first use: a domain that is only
+  // constructed costs this object and its small shard block (src/domain.cc).
+  // Acquire loads pair with the release store that publishes it.
+  std::atomic<detail::domain_state*> state_{nullptr};
+  detail::kick_node kick_;                       // the engine's kick stack
+  const detail::saved_options* options_ = nullptr;  // null: the defaults
+
+  detail::domain_state* state() const noexcept {
+    return state_.load(std::memory_order_acquire);
+  }
+  detail::domain_state& made_state();  // state(), created first if need be (allocates)
+  void ask_engine(std::uint8_t what) noexcept;  // no state yet: a bit in kick_ and a kick
 };
 
 // --- Templates --------------------------------------------------------------

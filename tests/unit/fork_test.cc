@@ -237,6 +237,46 @@ TEST(Fork, ForkWhileTheEngineComputesTheShardLayout) {
   srcu::detail::g_test_probe.store(nullptr);
 }
 
+// A fresh domain's first call() and start_poll() leave a kick for the engine
+// to make its state (src/domain.cc). A fork() before the engine takes the
+// kick (the seam holds it in another domain's step) must leave the child a
+// stateless domain whose parent's callback is the parent's (it runs there,
+// not in the child, and barrier() does not wait for it), whose start_poll()
+// grace period still happens, and which works from then on.
+TEST(Fork, ForkWhileAFreshDomainsFirstKickWaitsForTheEngine) {
+  SKIP_UNDER_TSAN();
+  srcu::detail::forget_full_table_layout();
+  hold_at("full_table: computing the layout");
+  srcu::domain busy({.name = "fork-busy"});
+  let_engine_start(busy);
+  static std::atomic<int> ran{0};
+  static srcu::callback_head asks_table, first, after;
+  busy.call(&asks_table, [](srcu::callback_head*) {});  // the engine's step computes the layout
+  wait_until_held("the engine to begin computing the full shard table's layout");
+  srcu::domain fresh({.name = "fork-fresh"});
+  fresh.call(&first, [](srcu::callback_head*) { ran.fetch_add(1); });
+  const srcu::poll_cookie c = fresh.start_poll();
+  const int status = run_in_child([&] {
+    g_forked.store(true);
+    while (!fresh.poll(c)) std::this_thread::sleep_for(100us);  // SIGALRM if it never ends
+    fresh.barrier();
+    if (ran.load() != 0) return 1;  // the parent's callback ran in the child
+    fresh.call(&after, [](srcu::callback_head*) { ran.fetch_add(1); });
+    fresh.barrier();
+    return ran.load() == 1 ? 0 : 2;
+  });
+  g_forked.store(true);
+  EXPECT_EQ(status, 0) << "the child, forked before the engine made a fresh domain's state, "
+                       << (status == 128 + SIGALRM ? "hung (SIGALRM after 30 s)"
+                           : status == 1           ? "ran the parent's callback"
+                                                   : "ran the parent's callback late, or lost its own");
+  fresh.barrier();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_TRUE(fresh.poll(c) || (fresh.synchronize(), fresh.poll(c)));
+  busy.barrier();
+  srcu::detail::g_test_probe.store(nullptr);
+}
+
 // srcu::rcu's default domain is created on first use. A fork() while another
 // thread constructs it must leave the child able to create and use its own:
 // as a function-local static, its guard stayed "in progress" in the child,

@@ -54,6 +54,22 @@ class domain;
 }
 namespace srcu::detail {
 
+// A domain's place on the engine's kick stack (src/kick_queue.h), kept in
+// the public object so that a domain born without its compiled side (src/
+// domain.cc: created on first use) can still ask the engine for attention
+// from a signal handler: call(), start_poll() and the first signal-safe
+// section set a bit in `asks` and kick; the engine creates the state and
+// acts on the bits.
+struct kick_node {
+  static constexpr std::uint8_t kAskCallbacks = 1;  // call() staged on the small block
+  static constexpr std::uint8_t kAskPoll = 2;       // start_poll() wants grace period 1
+  static constexpr std::uint8_t kAskShards = 4;     // a shared section wants the full table
+  std::atomic<bool> queued{false};
+  std::atomic<std::uint8_t> asks{0};
+  kick_node* next = nullptr;
+  domain* owner = nullptr;
+};
+
 // A per-CPU shard of a domain: the signal-safe and down/up reader counters,
 // and call()'s staging stack (src/callbacks.cc), one cache line together.
 struct alignas(64) shard_block : counter_pair {
