@@ -90,11 +90,21 @@ struct state_maker {
   // The engine, having taken d's kick with d's state made: acts on the
   // bits the stateless paths set (kick_node::asks).
   static void act_on_asks(domain& d, domain_state& s) noexcept;
-  // The small shard block a domain is born with.
-  static shard_block* born_shards(const domain& d) noexcept {
-    return decode_shards(d.shards_.load(std::memory_order_acquire)).first;
-  }
+  // The small shard block a domain is born with, whether or not its state
+  // is made or its table grown meanwhile. The table first: a grown table
+  // (Fence ST, acquire) was published after the state (Fence SP), so the
+  // state load after it finds the state; while the table is small, its
+  // first block is the small one. (The table alone read after a null state
+  // could be a table grown since: a false "unlocked twice" abort in TSan
+  // srcu-torture found it.)
+  static shard_block* born_shards(const domain& d) noexcept;
 };
+
+inline shard_block* state_maker::born_shards(const domain& d) noexcept {
+  shard_block* const first = decode_shards(d.shards_.load(std::memory_order_acquire)).first;
+  const domain_state* s = d.state();
+  return s != nullptr ? s->small_shard : first;
+}
 
 inline domain_state* domain_core::whole() noexcept { return static_cast<domain_state*>(this); }
 inline const domain_state* domain_core::whole() const noexcept {
