@@ -9,6 +9,10 @@
 //   domain_state     the links to the library threads (engine   this file, domain.cc
 //                    and callback pool) and the engine's step
 //
+// The whole is made on a domain's first use, not with it (state_maker below;
+// docs/design.md 1.7 "Memory"): until then the public object and its small
+// shard block are all there is.
+//
 // Each layer that keeps state across fork() has child_after_fork(); fork.cc
 // calls them in one documented order. Other rooms: service.cc (the engine
 // thread), callback_pool.cc (the callback workers), stall.cc (stall reports,
@@ -19,6 +23,8 @@
 // (user callbacks, executors, wake-ups, stall reports):
 //   engine's service mutex (service.h) -> registry mutex (reader_slots.cc)
 //     -> domain mutex (domain_core::mutex, one per domain)
+//   (the engine makes a state with its service mutex held, and publishes
+//   it under the registry mutex)
 //   callback pool mutex (callback_pool.h): a leaf, taken with no other
 //   library lock held (fork's prepare handler takes it after the service
 //   mutex, before the registry)

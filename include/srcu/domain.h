@@ -51,7 +51,9 @@
 ///    read_lock() (or lock(), read_guard) of each domain on each thread may
 ///    allocate: a slot chunk for the domain, the thread's record, a larger
 ///    slot table for the thread. An allocation failure there calls
-///    std::terminate. Later read_lock()s of that domain on that thread never
+///    std::terminate. The domain's first read_lock(), synchronize*(),
+///    cond_synchronize() or barrier() (any thread's) makes its state (an
+///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
 /// Overheads (one run of bench/run, 2026-12-04 22:34 UTC, a 2-vCPU Intel
@@ -65,9 +67,16 @@
 ///  membarrier(2) call), 32.3 us with a reader spinning on the other CPU
 ///  (two; each shared with every scan of any domain that overlaps it;
 ///  urcu-memb 0.46 and 32.1 us); call() 25.9 ns (two lock-prefixed RMWs).
-///  A domain allocates 608 bytes at creation (release build: its state and
-///  one shard block); a thread's first read adds its slot chunk, the first
-///  signal-safe or down/up section or call() adds 64 bytes per possible CPU.
+///  A domain allocates 128 bytes at creation (its 64-byte object and one
+///  64-byte shard block; 144 with its share of the registry's id table; a
+///  copy of options other than the defaults adds 40 bytes and the name;
+///  ck_epoch's object and record: 216). Its state (496 bytes: reader slots,
+///  grace periods, callbacks) is made on first use: by the first read_lock()
+///  on any thread, synchronize*(), cond_synchronize(), barrier(), call(f) or
+///  retire(); call(head, func), start_poll() and a first signal-safe or
+///  down/up section, which may not allocate, have the engine make it. A
+///  thread's first read adds its slot chunk, the first signal-safe or down/up
+///  section or call() 64 bytes per possible CPU.
 #pragma once
 
 #include <atomic>
@@ -212,7 +221,8 @@ class domain {
   /// Synchronizes-with: each such reader's unlock happens-before the return.
   /// Blocking: yes, between reader scans it yields a few times (a lone
   ///   caller), then sleeps with backoff up to 10 ms.
-  /// Async-signal-safe: no. Allocates: no.
+  /// Async-signal-safe: no. Allocates: only the domain's state, on its first
+  ///   use (see Overheads).
   /// Deadlock notes: waits for readers, so a reader that waits for something
   ///   the caller holds deadlocks, as with any RCU.
   void synchronize() noexcept;
@@ -232,7 +242,8 @@ class domain {
   ///   (each would wait for itself; checked always: message, abort). Legal
   ///   from any other domain's callback or submit(), on any thread.
   /// Synchronizes-with: each such callback's return happens-before barrier()
-  ///   returns. Blocking: yes. Async-signal-safe: no. Allocates: no.
+  ///   returns. Blocking: yes. Async-signal-safe: no. Allocates: only the
+  ///   domain's state, on its first use.
   void barrier() noexcept;
   /// @}
 
