@@ -57,9 +57,12 @@ domain_state* state_maker::create(domain& d) noexcept {
 }
 
 void state_maker::act_on_asks(domain& d, domain_state& s) noexcept {
-  // Fence Q2 (docs/design.md §2): the asker's bit is set before its kick;
-  // take_all()'s exchange of the node's flag, before this, acquired it. A
-  // bit set after this exchange comes with a kick that queues the node again.
+  // Fence Q2 (docs/design.md §2): the exchange acquires what each asker
+  // wrote before its release fetch_or (its push, its request), whichever
+  // kick took the node here. A bit set after this exchange comes with a
+  // kick that queues the node again. The relaxed early load only skips
+  // kicks with no bit: a bit it misses is read by the exchange of the next
+  // take (its kick follows it).
   if (d.kick_.asks.load(std::memory_order_relaxed) == 0) return;  // the usual kick: no RMW
   const std::uint8_t asks = d.kick_.asks.exchange(0, std::memory_order_acq_rel);
   if (asks & kick_node::kAskShards) s.want_shards();
@@ -349,9 +352,14 @@ domain_state& domain::made_state() {
 }
 
 void domain::ask_engine(std::uint8_t what) noexcept {
-  // Fence Q2 (docs/design.md §2): the bit before the kick, which releases
-  // it; act_on_asks() reads it after taking the kick.
-  kick_.asks.fetch_or(what, std::memory_order_relaxed);
+  // Fence Q2 (docs/design.md §2): release, pairs with act_on_asks()'s
+  // exchange. The engine may take the node through another thread's kick
+  // and find this bit before this thread's own kick: without release here
+  // it could see the bit but not the push before it (call_without_state()),
+  // clear the bit, drain without the callback, and then take this kick
+  // with no bit left: the callback stays staged (weakly ordered CPUs; found
+  // in review).
+  kick_.asks.fetch_or(what, std::memory_order_release);
   engine().kick(this);
 }
 
