@@ -28,8 +28,7 @@ void install_fork_handlers() noexcept;  // fork.cc
 
 domain_core::domain_core(domain* s, const domain_options& options, shard_block* small)
     : self(s),
-      name_copy(options.name != nullptr ? options.name : "srcu"),
-      name(name_copy.c_str()),
+      name(options.name != nullptr ? options.name : "srcu"),
       small_shard(small) {}
 
 domain_state::domain_state(domain* s, const domain_options& options, shard_block* small)

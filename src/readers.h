@@ -50,8 +50,9 @@ class domain_core {
   domain_core(domain* self, const domain_options& options, shard_block* small_shard);
 
   domain* const self;
-  const std::string name_copy;  // domain_options::name, owned by the domain
-  const char* const name;       // name_copy.c_str(), for messages
+  // domain_options::name, for messages: the domain's own copy (saved_options,
+  // freed after the state) or the default's literal (state_maker::create()).
+  const char* const name;
   shard_block* const small_shard;  // the first table, kept for good (reader.h)
 
   // The domain mutex. Guards the slot free list and chunk allocation, one
