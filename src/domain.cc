@@ -420,7 +420,13 @@ read_token domain::shared_lock_slow(flavour f) noexcept {
     // The small table: ask once for the full one (a kick; no allocation,
     // no lock: async-signal-safe).
     if (domain_state* s = state(); SRCU_UNLIKELY(s == nullptr)) {
-      ask_engine(kick_node::kAskShards);  // the engine makes the state, then the table
+      // The engine makes the state, then the table. Asked already: the bit
+      // is still set until the engine acts on it, and whoever set it kicks
+      // after setting it (this ask carries nothing to order, so a relaxed
+      // look is enough; a call()'s ask, which orders its push, always kicks).
+      if ((kick_.asks.load(std::memory_order_relaxed) & kick_node::kAskShards) == 0) {
+        ask_engine(kick_node::kAskShards);
+      }
     } else if (SRCU_UNLIKELY(t.first == s->small_shard) && s->want_shards()) {
       engine().kick(s);
     }

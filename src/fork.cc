@@ -85,9 +85,7 @@ void domain_child_after_fork(domain_state* d) noexcept SRCU_NO_LOCK_ANALYSIS {
 // start_poll() or shared section that asked the engine asks again.
 void unborn_child_after_fork(domain* d) noexcept {
   shard_block& small = *state_maker::born_shards(*d);
-  for (int i = 0; i < 2; ++i) {
-    small.unlocks[i].store(small.locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
-  }
+  balance(&small);
   small.staged.store(nullptr, std::memory_order_relaxed);
   small.enqueued.store(0, std::memory_order_relaxed);
   kick_node& n = state_maker::node(*d);

@@ -70,13 +70,6 @@ bool slot_balanced(const counter_block* s) noexcept {
              s->unlocks[1].load(std::memory_order_relaxed);
 }
 
-// End, on the updater's books, every section a vanished thread left open.
-void balance(counter_pair* s) noexcept {
-  for (int i = 0; i < 2; ++i) {
-    s->unlocks[i].store(s->locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
-  }
-}
-
 void unlink(registry& r, thread_record* rec) noexcept SRCU_REQUIRES(r.mutex) {
   if (rec->prev != nullptr) rec->prev->next = rec->next;
   else r.threads = rec->next;
@@ -130,6 +123,12 @@ void on_thread_exit(void* record) {
 }
 
 }  // namespace
+
+void balance(counter_pair* s) noexcept {
+  for (int i = 0; i < 2; ++i) {
+    s->unlocks[i].store(s->locks[i].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+}
 
 void* current_thread_record() noexcept { return tls_record; }
 

@@ -291,5 +291,8 @@ void registry_prepare_fork(void (*fn)(domain_state* d)) noexcept;
 void registry_parent_after_fork(void (*fn)(domain_state* d)) noexcept;
 // fn for every domain with a state, unborn for every domain without.
 void registry_child_after_fork(void (*fn)(domain_state* d), void (*unborn)(domain* d)) noexcept;
+// End, on the updater's books, every section a vanished thread left open
+// on this block (thread exit; in a fork child, the parent's other threads).
+void balance(counter_pair* s) noexcept;
 
 }  // namespace srcu::detail
