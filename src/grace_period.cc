@@ -176,7 +176,8 @@ void grace_periods::wake_gp_waiters() noexcept {
   const std::uint32_t woken = waiters.load(std::memory_order_seq_cst);
   if (woken != 0) futex_wake(gp_done_word);
   // A hint only (no ordering): see wait_for().
-  woken_at_last_end.store(woken, std::memory_order_relaxed);
+  woken_at_last_end.store(last_gp_long.load(std::memory_order_relaxed) ? woken : 0,
+                          std::memory_order_relaxed);
   // Callbacks may have been waiting for this one; the engine moves them on.
   // Fence N (docs/design.md §2): pairs with the cb_waiting_gp stores in
   // drain_staged() and advance_ready_locked(), made under the mutex this
@@ -269,6 +270,7 @@ void grace_periods::check_stall() noexcept {
 // mutex held: a grace period that began at gp_start_ns has just ended.
 void grace_periods::note_gp_end(std::uint64_t seq) noexcept {
   const std::uint64_t took = monotonic_ns() - gp_start_ns.load(std::memory_order_relaxed);
+  last_gp_long.store(took >= kShareWorthNs, std::memory_order_relaxed);
   if (took > longest_gp_ns.load(std::memory_order_relaxed)) {
     longest_gp_ns.store(took, std::memory_order_relaxed);
   }
@@ -285,20 +287,21 @@ namespace {
 class backoff {
  public:
   backoff(bool expedited, const std::atomic<std::uint32_t>& expedited_waiters,
-          const std::atomic<std::uint32_t>& waiters, std::atomic<std::uint32_t>& kick_word)
-      : expedited_(expedited), expedited_waiters_(expedited_waiters), waiters_(waiters),
-        kick_word_(kick_word) {}
+          std::atomic<std::uint32_t>& kick_word)
+      : expedited_(expedited), expedited_waiters_(expedited_waiters), kick_word_(kick_word) {}
   void reset() { attempt_ = 0; }
   void wait() {
     const bool fast = expedited_ || expedited_waiters_.load(std::memory_order_relaxed) != 0;
     const unsigned attempt = attempt_++;
     // Readers are normally short: let one finish, and look again (a look
     // while one is visibly inside costs no barrier: the pre-check), as the
-    // kernel's SRCU polls a few times before it sleeps. The normal mode only
-    // for a lone caller: with others waiting, the driver's yields hand its
-    // CPU to callers that only go back to sleep (8 callers and a reader on
-    // 2 CPUs: 399 us per call instead of 228).
-    if (attempt < 3 && (fast || waiters_.load(std::memory_order_relaxed) == 0)) {
+    // kernel's SRCU polls a few times before it sleeps. A yield, not a
+    // spin: the reader may be waiting for this very CPU (preempted inside
+    // its section; a 5 us spin there made 8 callers 60 % slower). Also
+    // with other callers waiting: with a 100 us nap there instead, 8
+    // callers and a reader on 2 CPUs took 3.3-3.6x one caller's time per
+    // call, with the yields 2.7x (bench, 2026-12-05).
+    if (attempt < 3) {
       sched_yield();
       return;
     }
@@ -316,7 +319,6 @@ class backoff {
  private:
   const bool expedited_;
   const std::atomic<std::uint32_t>& expedited_waiters_;
-  const std::atomic<std::uint32_t>& waiters_;  // callers asleep on this domain's grace periods
   std::atomic<std::uint32_t>& kick_word_;
   unsigned attempt_ = 0;
 };
@@ -342,7 +344,7 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
       futex_wake(kick_word);  // a normal-mode driver shortens its sleep
     }
   }
-  backoff wait(expedited, expedited_waiters, waiters, kick_word);
+  backoff wait(expedited, expedited_waiters, kick_word);
   while (!done(cookie)) {
     // Fence W2 (docs/design.md §2): only a filter before the exchange
     // (seq_cst not needed); W2's end is the driver load before futex_wait.
@@ -357,9 +359,15 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
       // to ask for the next one as soon as they run (callers in a loop).
       // Starting it before they have taken their cookies would serve this
       // thread alone and make them wait for the one after; one yield first
-      // lets them in. Not when expedited, and not for a lone caller (who
-      // counts no waiter at the ends it drives).
-      if (!expedited && woken_at_last_end.exchange(0, std::memory_order_relaxed) != 0 &&
+      // lets them in. Only when that grace period was long enough to be
+      // worth sharing (wake_gp_waiters() leaves the hint 0 otherwise): one
+      // with no reader inside costs less than the yield (8 callers on 2
+      // CPUs, no reader: 0.85 grace periods per call without the yield and
+      // faster than 0.24 with it). Not for a lone caller either (who counts
+      // no waiter at the ends it drives). Expedited callers too: 8 of them
+      // with a reader spinning ran 0.79 grace periods per call without it,
+      // 0.17 with it, and took half the time.
+      if (woken_at_last_end.exchange(0, std::memory_order_relaxed) != 0 &&
           (gp_seq.load(std::memory_order_relaxed) & kStateMask) == kStateIdle) {
         sched_yield();
       }

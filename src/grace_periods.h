@@ -90,6 +90,10 @@ class grace_periods : public reader_side {
   std::atomic<std::uint32_t> kick_word{0};       // futex: wakes the driver early
   std::atomic<bool> driver{false};               // one thread polls readers at a time
   std::atomic<bool> cb_waiting_gp{false};    // a callback segment waits for a GP
+  // The last grace period took kShareWorthNs or more: worth a yield before
+  // the next, so that the callers it woke share it (wait_for()). Driver.
+  std::atomic<bool> last_gp_long{false};
+  static constexpr std::uint64_t kShareWorthNs = 5'000;
   std::atomic<std::uint32_t> woken_at_last_end{0};  // waiters the last GP end woke (a hint)
 
   // Stall detection. Written by the driver (one thread at a time; the role

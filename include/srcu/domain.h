@@ -70,7 +70,7 @@
 ///  A domain allocates 128 bytes at creation (its 64-byte object and one
 ///  64-byte shard block; 144 with its share of the registry's id table; a
 ///  copy of options other than the defaults adds 40 bytes and the name;
-///  ck_epoch's object and record: 216). Its state (496 bytes: reader slots,
+///  ck_epoch's object and record: 216). Its state (464 bytes: reader slots,
 ///  grace periods, callbacks) is made on first use: by the first read_lock()
 ///  on any thread, synchronize*(), cond_synchronize(), barrier(), call(f) or
 ///  retire(); call(head, func), start_poll() and a first signal-safe or
