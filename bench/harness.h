@@ -271,6 +271,20 @@ void sync_latency(benchmark::State& state, const std::string& row, Sync sync) {
 
 inline constexpr int kCallsPerUpdater = 500;
 
+// Where caller i of concurrent_updaters runs: on the CPUs the spinning
+// readers leave free (reader_spinners holds allowed CPUs 1..readers), so no
+// caller preempts a reader inside its section; on 2 CPUs every caller
+// shares CPU 0. (Pinned among the readers, a caller that woke up preempted
+// the reader mid-section and every grace period waited out the caller's
+// time slice: the row measured the scheduler, not grace-period sharing.)
+inline int updater_cpu_index(int caller, int readers) {
+  if (readers == 0) return caller;
+  const int free_cpus = cpu_count() - readers;  // CPU 0 and readers+1..
+  if (free_cpus <= 1) return 0;
+  const int k = caller % free_cpus;
+  return k == 0 ? 0 : readers + k;
+}
+
 template <class Lib, class Sync>
 void concurrent_updaters(benchmark::State& state, Sync sync) {
   const auto callers = static_cast<int>(state.range(0));
@@ -295,7 +309,7 @@ void concurrent_updaters(benchmark::State& state, Sync sync) {
     std::vector<std::thread> threads;
     for (int i = 0; i < callers; ++i) {
       threads.emplace_back([&, i] {
-        pinned pin(i);
+        pinned pin(updater_cpu_index(i, static_cast<int>(state.range(1))));
         [[maybe_unused]] typename Lib::updater_scope scope;
         ready.count_down();
         while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
