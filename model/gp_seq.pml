@@ -29,15 +29,23 @@
  *                    whether it was bumped since the waiter read it (the bits
  *                    `listening`/`moved` below), which is exact and keeps
  *                    the state space small.
- *   - futex_wait     has NO timeout here: it returns only when the word moved.
- *                    So the model requires that no wake-up depends on the
- *                    10 ms timeout of wait_for()'s futex_wait.  futex_wake is
- *                    not a step of its own: whenever a thread may be asleep on
- *                    the word, it is counted in `waiters` (from waiters++
- *                    before its loop until it leaves the loop), and every bump
- *                    of the word is followed by a seq_cst load of `waiters`
- *                    and a wake if it is not 0.  So "asleep until woken" is
- *                    "blocked until the word moved".
+ *   - futex_wait     returns at once if the word moved since `seen` (EAGAIN);
+ *                    otherwise the waiter is asleep (bit `asleep`) until a
+ *                    futex_wake picks it.  It has NO timeout here, so the
+ *                    model requires that no wake-up depends on the 10 ms
+ *                    timeout of wait_for()'s futex_wait.
+ *   - futex_wake     a thread asleep on the word is counted in `waiters`
+ *                    (from waiters++ before its loop until it leaves it), and
+ *                    every bump is followed by a seq_cst load of `waiters`
+ *                    and a wake if it is not 0.  A grace period's end wakes
+ *                    every sleeper (merged with its bump into one step: a
+ *                    thread that reads the word after the bump and sleeps
+ *                    before the wake would only be woken too, a spurious
+ *                    wake-up).  release_driver() wakes one sleeper after a
+ *                    long grace period and all of them after a short one
+ *                    (last_gp_long, not modelled: either, nondeterministically);
+ *                    its wake is a step of its own after the bump, so the one
+ *                    woken may be a thread that went to sleep in between.
  *   - kick           engine().kick(d) sets `kicked`.  The engine clears it
  *                    when it absorbs its queue, before it steps the domain, so
  *                    a kick is always followed by a later engine_step.  That
@@ -121,6 +129,8 @@
  *                                   driver flag after reading gp_done_word
  *   BUSTED_NO_RELEASE_WAKE          release_driver does not bump gp_done_word
  *                                   (nor wake) when waiters are counted
+ *   BUSTED_END_WAKES_ONE            a grace period's end wakes one sleeper,
+ *                                   not all (as release_driver may)
  *   BUSTED_KICK_BEFORE_REQUEST      start_poll kicks the engine, then requests
  *   BUSTED_SNAP                     seq_snap without the extra grace period:
  *                                   (s + 3) & ~3 (safety)
@@ -174,6 +184,9 @@ byte busy_left = NBUSY;       /* scans that may still find readers inside */
    so states differ only in what a waiter can act on. */
 byte listening = 0;
 byte moved = 0;
+/* Bit w: Waiter w is blocked in futex_wait (it found its word unmoved) until
+   a futex_wake picks it. */
+byte asleep = 0;
 #define ME (1 << _pid)        /* Waiters are declared first: pids 0..NW-1 */
 
 /* ghost state, for the assertions only */
@@ -223,10 +236,44 @@ inline forget_word()
   moved = moved & ~ME
 }
 
-/* futex_wait(gp_done_word, seen), without the timeout */
+/* futex_wait(gp_done_word, seen), without the timeout: EAGAIN if the word
+   moved since `seen`, else asleep until a futex_wake picks this thread. */
 inline futex_wait()
 {
-  atomic { (moved & ME) != 0 -> forget_word() }
+  if
+  :: atomic { (moved & ME) != 0 -> forget_word() }
+  :: atomic { (moved & ME) == 0 -> asleep = asleep | ME };
+     atomic { (asleep & ME) == 0 -> forget_word() }
+  fi
+}
+
+/* futex_wake(gp_done_word, INT32_MAX) */
+inline wake_all()
+{
+  asleep = 0
+}
+
+/* futex_wake(gp_done_word, 1): the kernel picks one sleeper (any of them
+   here), or none is asleep. */
+inline wake_one()
+{
+  if
+  :: atomic { (asleep & 1) != 0 -> asleep = asleep & ~1 }
+  :: atomic { (asleep & 2) != 0 -> asleep = asleep & ~2 }
+  :: atomic { (asleep & 4) != 0 -> asleep = asleep & ~4 }
+  :: atomic { (asleep & 8) != 0 -> asleep = asleep & ~8 }
+  :: atomic { asleep == 0 -> skip }
+  fi
+}
+
+/* release_driver()'s wake after its bump: one sleeper after a long grace
+   period, all after a short one. */
+inline release_wake()
+{
+  if
+  :: wake_all()
+  :: wake_one()
+  fi
 }
 
 /* gp_done_word.fetch_add(1) (and, see the header, the futex_wake after it) */
@@ -261,7 +308,12 @@ inline advance_locked(r, completed, c, fin)
 inline wake_gp_waiters(completed)
 {
   if
-  :: atomic { completed -> completed = false; bump() }
+#ifdef BUSTED_END_WAKES_ONE
+  :: atomic { completed -> completed = false; bump() };
+     wake_one()               /* bug: the other sleepers' grace period is over too */
+#else
+  :: atomic { completed -> completed = false; bump(); wake_all() }
+#endif
   :: else
   fi
 }
@@ -283,7 +335,8 @@ inline release_role(hand)
   skip                        /* bug: no bump for the waiters */
 #elif defined(BUSTED_HANDBACK_IF_NO_WAITERS)
   if
-  :: atomic { waiters != 0 -> bump() }
+  :: atomic { waiters != 0 -> bump() };
+     release_wake()
   :: else ->                  /* bug: "else if": a hand-off only without waiters */
        if
        :: hand -> hand_off()
@@ -292,7 +345,8 @@ inline release_role(hand)
   fi
 #else
   if
-  :: atomic { waiters != 0 -> bump() }
+  :: atomic { waiters != 0 -> bump() };
+     release_wake()
   :: else
   fi
 #endif

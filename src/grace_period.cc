@@ -199,12 +199,26 @@ void grace_periods::release_driver(bool hand_to_engine) noexcept {
   driver.store(false, std::memory_order_seq_cst);
   SRCU_INJECT("release_driver: role released, before the hand-off");
   // Waiters that found the role taken sleep on gp_done_word; one of them
-  // takes over if it still needs a grace period.
+  // takes over if it still needs a grace period. After a long grace period
+  // (a reader was inside) one is woken, not all: every thread asleep here
+  // waits for a grace period not yet done (each end wakes them all), so the
+  // one woken takes the role, or finds it taken again (whoever took it
+  // wakes one when it leaves), or finds its grace period ended meanwhile
+  // (and the driver that ended it wakes one when it leaves). Woken all,
+  // the others found the role taken and went back to sleep: 8 callers and
+  // a reader spinning on 2 CPUs took 84-95 us per call, with one woken
+  // 61-65 (docs/design.md §1.3). After a short grace period (no reader
+  // inside, less than a wake-up) all are woken: the first to run takes the
+  // role, and the others, by the time they run, mostly find their grace
+  // period done (with one woken, each next grace period waited for two
+  // wake-ups in a row).
   // Fence W2 (docs/design.md §2): pairs with wait_for()'s waiters.fetch_add,
-  // gp_done_word load and driver load; see driver.store above.
+  // gp_done_word load and driver load; see driver.store above. The bump
+  // also makes a waiter that read the word before it, and is not asleep
+  // yet, return from its futex_wait at once.
   if (waiters.load(std::memory_order_seq_cst) != 0) {
     gp_done_word.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(gp_done_word);
+    futex_wake(gp_done_word, last_gp_long.load(std::memory_order_relaxed) ? 1 : INT32_MAX);
   }
   // A woken waiter whose cookie is already done just leaves, and the engine
   // dropped this domain when it found the role taken: hand start_poll()'s
