@@ -56,19 +56,20 @@
 ///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-05 03:02 UTC, a 2-vCPU Intel
+/// Overheads (one run of bench/run, 2026-12-05 05:06 UTC, a 2-vCPU Intel
 /// Xeon VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
 /// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/):
-///  read_lock, a read, read_unlock on one thread 1.92 ns (liburcu-memb's
-///  inline pair 2.39 ns, 0.80x; 0.82-0.84x on 2-4 threads); the signal-safe
-///  and down/up pairs 2.50-2.54 ns (per-CPU counters in restartable
-///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.2-12.4 ns on
-///  this CPU); synchronize_expedited 0.43 us with no reader (one
-///  membarrier(2) call), 32.3 us with a reader spinning on the other CPU
+///  read_lock, a read, read_unlock on one thread 1.91 ns (liburcu-memb's
+///  inline pair 2.44 ns, 0.78x; 0.74-0.85x on 2-4 threads); the signal-safe
+///  and down/up pairs 2.53-2.74 ns (per-CPU counters in restartable
+///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.2-13.1 ns on
+///  this CPU); synchronize_expedited 0.44 us with no reader (one
+///  membarrier(2) call), 33.3 us with a reader spinning on the other CPU
 ///  (two; each shared with every scan of any domain that overlaps it;
-///  urcu-memb 0.47 and 33.6 us); 8 concurrent synchronize() callers with a
-///  reader spinning 2.6x one caller's time per call (urcu-memb 7.9x);
-///  call() 25.2 ns (two lock-prefixed RMWs).
+///  urcu-memb 0.49 and 38.0 us); 8 concurrent synchronize() callers with a
+///  reader spinning 2.4x one caller's time per call, sharing 0.13 grace
+///  periods per call (urcu-memb 7.8x); call() 26.8 ns (two lock-prefixed
+///  RMWs).
 ///  A domain allocates 128 bytes at creation (its 64-byte object and one
 ///  64-byte shard block; 144 with its share of the registry's id table; a
 ///  copy of options other than the defaults adds 40 bytes and the name;
