@@ -12,7 +12,11 @@
  *                    (fence S and the load).
  *   - request(c)     gp_seq_needed = max(gp_seq_needed, c): one step.  The CAS
  *                    loop takes effect at its successful CAS, and a failed one
- *                    only retries.
+ *                    only retries.  A synchronize() caller's request.
+ *   - request_for_engine(c)  the same, then engine_needed = max(engine_needed,
+ *                    c), a second step: start_poll()'s request (and the
+ *                    engine's own, for callbacks: not modelled, see Poller).
+ *                    release_driver's hand-off looks at engine_needed only.
  *   - done(c)        gp_seq >= c: one load.
  *   - advance_locked()  one step per case of its switch: idle (load
  *                    gp_seq_needed: kDone, or start SCAN1), SCAN1 (kBusy, or
@@ -88,8 +92,8 @@
  *   - "waiters != 0 -> bump" is one step: any other thread's step between
  *     the load and the bump commutes with the one or the other (a change of
  *     `waiters` commutes with the bump, a read of the word with the load).
- *   - In release_driver's hand-off, "load gp_seq_needed; if ahead, kick" is
- *     one step: gp_seq_needed only grows, so a true comparison stays true
+ *   - In release_driver's hand-off, "load engine_needed; if ahead, kick" is
+ *     one step: engine_needed only grows, so a true comparison stays true
  *     until the kick.  (gp_seq is loaded in a step before, as in the code.)
  *   - A true done() (stable: gp_seq only grows) is one step with what
  *     follows it (waiters--, the return).
@@ -172,6 +176,7 @@
 
 byte gp_seq = 0;
 byte gp_seq_needed = 0;
+byte engine_needed = 0;       /* the largest cookie requested for the engine */
 bool driver = false;
 byte waiters = 0;
 bool kicked = false;          /* the domain is on the engine's kick queue */
@@ -203,6 +208,18 @@ inline snapshot(c, s0, last_c)
     s0 = gp_started;
     assert(c >= last_c);      /* cookies never go backwards */
     last_c = c
+  }
+}
+
+/* request_for_engine(c): request(c), then engine_needed = max(.., c) */
+inline request_for_engine(c)
+{
+  request(c);
+  d_step {
+    if
+    :: engine_needed < c -> engine_needed = c
+    :: else
+    fi
   }
 }
 
@@ -354,8 +371,8 @@ inline release_role(hand)
 
 /* release_driver(true), the hand-off: kick the engine if start_poll() (or
    anyone) asked for more than this thread needed.  Two loads, as in the code:
-   gp_seq into `seen_seq` (a local of the caller), then gp_seq_needed.  The
-   load of gp_seq_needed and the kick are one step: gp_seq_needed only grows,
+   gp_seq into `seen_seq` (a local of the caller), then engine_needed.  The
+   load of engine_needed and the kick are one step: engine_needed only grows,
    so a comparison that is true stays true until the kick. */
 inline hand_off()
 {
@@ -364,7 +381,7 @@ inline hand_off()
 #else
   seen_seq = gp_seq;
   if
-  :: atomic { seen_seq < gp_seq_needed -> kick(); seen_seq = 0 }
+  :: atomic { seen_seq < engine_needed -> kick(); seen_seq = 0 }
   :: else -> seen_seq = 0
   fi
 #endif
@@ -455,9 +472,9 @@ active [NP] proctype Poller()
        :: !DONE(c) ->
 #ifdef BUSTED_KICK_BEFORE_REQUEST
             kick();
-            request(c)
+            request_for_engine(c)
 #else
-            request(c);
+            request_for_engine(c);
             kick()
 #endif
        :: else

@@ -313,7 +313,7 @@ void callback_queue::drain_staged() {
     set_callbacks_waiting(true);
     cb_gp_waiting.store(cb_wait[0].count + cb_wait[1].count, std::memory_order_relaxed);
   }
-  request(cookie);
+  request_for_engine(cookie);  // no waiter drives it: a leaving driver hands it back
 }
 
 // Backlog above which the engine stops holding callbacks back for

@@ -65,7 +65,7 @@ void state_maker::act_on_asks(domain& d, domain_state& s) noexcept {
   if (d.kick_.asks.load(std::memory_order_relaxed) == 0) return;  // the usual kick: no RMW
   const std::uint8_t asks = d.kick_.asks.exchange(0, std::memory_order_acq_rel);
   if (asks & kick_node::kAskShards) s.want_shards();
-  if (asks & kick_node::kAskPoll) s.request(seq_snap(0));  // a stateless start_poll()'s cookie
+  if (asks & kick_node::kAskPoll) s.request_for_engine(seq_snap(0));  // a stateless start_poll()'s cookie
   if (asks & kick_node::kAskCallbacks) s.note_staged();
 }
 

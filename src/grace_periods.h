@@ -39,6 +39,10 @@ class grace_periods : public reader_side {
   // Cookies (docs/design.md §1.3).
   std::uint64_t snapshot() noexcept;             // fence S + seq_snap(gp_seq)
   void request(std::uint64_t cookie) noexcept;   // gp_seq_needed = max(.., cookie)
+  // The same, for a cookie no waiter drives (start_poll(), the engine's own
+  // for callbacks and asks): also engine_needed, which a leaving driver
+  // hands back to the engine.
+  void request_for_engine(std::uint64_t cookie) noexcept;
   bool done(std::uint64_t cookie) const noexcept;
   bool requested_not_done() const noexcept;      // a requested grace period is owed
   std::uint64_t completed() const noexcept;      // grace periods completed
@@ -83,6 +87,10 @@ class grace_periods : public reader_side {
   const std::chrono::milliseconds stall_timeout;
   std::atomic<std::uint64_t> gp_seq{0};
   std::atomic<std::uint64_t> gp_seq_needed{0};
+  // The largest cookie requested by request_for_engine(): the grace periods
+  // only the engine will drive. A synchronize() caller's own need is not
+  // here: it drives it itself, or a leaving driver wakes a waiter for it.
+  std::atomic<std::uint64_t> engine_needed{0};
   std::atomic<std::uint64_t> gp_start_ns{0};     // when the current GP began
   std::atomic<std::uint32_t> gp_done_word{0};    // futex: bumped at each GP end
   std::atomic<std::uint32_t> waiters{0};         // threads waiting in wait_for()
