@@ -56,24 +56,25 @@
 ///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-05 05:06 UTC, a 2-vCPU Intel
+/// Overheads (one run of bench/run, 2026-12-05 05:49 UTC, a 2-vCPU Intel
 /// Xeon VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
-/// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/):
-///  read_lock, a read, read_unlock on one thread 1.91 ns (liburcu-memb's
-///  inline pair 2.44 ns, 0.78x; 0.74-0.85x on 2-4 threads); the signal-safe
-///  and down/up pairs 2.53-2.74 ns (per-CPU counters in restartable
-///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.2-13.1 ns on
-///  this CPU); synchronize_expedited 0.44 us with no reader (one
-///  membarrier(2) call), 33.3 us with a reader spinning on the other CPU
+/// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/; this run
+/// was noisier than most, see there):
+///  read_lock, a read, read_unlock on one thread 1.95 ns (liburcu-memb's
+///  inline pair 2.64 ns, 0.74x; 0.58-0.91x on 2-4 threads); the signal-safe
+///  and down/up pairs 2.56-3.77 ns (per-CPU counters in restartable
+///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.2-14.5 ns on
+///  this CPU); synchronize_expedited 0.52 us with no reader (one
+///  membarrier(2) call), 40.7 us with a reader spinning on the other CPU
 ///  (two; each shared with every scan of any domain that overlaps it;
-///  urcu-memb 0.49 and 38.0 us); 8 concurrent synchronize() callers with a
-///  reader spinning 2.4x one caller's time per call, sharing 0.13 grace
-///  periods per call (urcu-memb 7.8x); call() 26.8 ns (two lock-prefixed
-///  RMWs).
+///  urcu-memb 0.63 and 44.1 us); 8 concurrent synchronize() callers with a
+///  reader spinning 1.4x one caller's time per call (expedited 1.7x; 1.6x
+///  and 1.5x in a second run of those rows), sharing 0.13 grace periods per
+///  call (urcu-memb 7.7x); call() 30.4 ns (two lock-prefixed RMWs).
 ///  A domain allocates 128 bytes at creation (its 64-byte object and one
 ///  64-byte shard block; 144 with its share of the registry's id table; a
 ///  copy of options other than the defaults adds 40 bytes and the name;
-///  ck_epoch's object and record: 216). Its state (464 bytes: reader slots,
+///  ck_epoch's object and record: 216). Its state (472 bytes: reader slots,
 ///  grace periods, callbacks) is made on first use: by the first read_lock()
 ///  on any thread, synchronize*(), cond_synchronize(), barrier(), call(f) or
 ///  retire(); call(head, func), start_poll() and a first signal-safe or
