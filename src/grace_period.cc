@@ -56,7 +56,10 @@ void raise_to(std::atomic<std::uint64_t>& target, std::uint64_t cookie) noexcept
 }  // namespace
 
 void grace_periods::request(std::uint64_t cookie) noexcept {
-  // Seq_cst: whoever reads engine_needed (Fence H) reads this need too.
+  // A synchronize() caller's need: it drives it itself, or a leaving driver
+  // wakes a waiter to (Fence W2); it is never handed to the engine. (The
+  // CAS is seq_cst, as raise_to() is for everyone; Fence H needs that only
+  // in request_for_engine().)
   raise_to(gp_seq_needed, cookie);
 }
 
