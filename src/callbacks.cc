@@ -604,7 +604,7 @@ void callback_queue::wait_for_backlog_below(std::uint64_t limit) noexcept {
   // over the limit instead.
   if (tls_running_callbacks == this || thread_in_reader()) return;
   if (callbacks_pending() < limit) return;
-  lockdep_wait(*whole(), "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
+  lockdep_wait(self, name, "call(F)/retire() over callback_backlog_limit", /*callbacks=*/true);
   // Fence BH (docs/design.md §2): pairs with complete_batch()'s cb_done_word
   // bump then cb_hurry load, before the cb_done_word load below; without
   // seq_cst complete_batch() can skip the wake this loop sleeps on.

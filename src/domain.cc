@@ -318,7 +318,7 @@ domain::~domain() {
   // this runs (none is lost; none runs after the destructor returns). With
   // nothing queued this does not wait at all.
   const bool callbacks_ran = s->callbacks_pending() != 0;
-  if (callbacks_ran) lockdep_wait(*s, "~domain()", /*callbacks=*/true);
+  if (callbacks_ran) lockdep_wait(this, s->name, "~domain()", /*callbacks=*/true);
   while (s->callbacks_pending() != 0) s->barrier();
   engine().forget(s);
   pool().forget(s);

@@ -455,40 +455,47 @@ using detail::kick_node;
 using detail::seq_ge;
 using detail::seq_snap;
 
-// Before every wait for a grace period of `s` (and, with `callbacks`, for
+// Before every wait for a grace period of `self` (and, with `callbacks`, for
 // its callbacks): the waits that cannot end are misuse, the others are
-// recorded by the deadlock detector (debug builds, lockdep.cc).
-static void check_not_in_reader(const domain_state& s, const char* what,
-                                bool callbacks = false) noexcept {
+// recorded by the deadlock detector (debug builds, lockdep.cc). `readers`:
+// the calling thread's read_lock() sections of it (outside on a domain with
+// no state: read_lock() makes it).
+static void check_wait(const domain* self, const char* name, domain_state::reader_state readers,
+                       const char* what, bool callbacks) noexcept {
   // Signal-safe sections are known only where debug code noted them
   // (detail/reader.h); release code just waits (and a stall is reported).
-  if (SRCU_UNLIKELY(detail::thread_in_signal_safe_reader(s.self))) {
+  if (SRCU_UNLIKELY(detail::thread_in_signal_safe_reader(self))) {
     detail::message m;
-    m << "srcu: domain '" << s.name << "': " << what
+    m << "srcu: domain '" << name << "': " << what
       << " called inside a read_lock_signal_safe() section of the same domain on this thread "
          "(would deadlock)";
     detail::die(m);
   }
-  // Always on: the thread's own slot is private to it, so this is exact and
-  // cheap next to a grace period.
-  switch (s.thread_reader_state()) {
+  switch (readers) {
     case domain_state::reader_state::outside:
-      detail::lockdep_wait(s, what, callbacks);
+      detail::lockdep_wait(self, name, what, callbacks);
       return;
     case domain_state::reader_state::inside: {
       detail::message m;
-      m << "srcu: domain '" << s.name << "': " << what
+      m << "srcu: domain '" << name << "': " << what
         << " called inside a read-side critical section of the same domain (would deadlock)";
       detail::die(m);
     }
     case domain_state::reader_state::over_unlocked: {
       detail::message m;
-      m << "srcu: domain '" << s.name << "': " << what
+      m << "srcu: domain '" << name << "': " << what
         << " called on a thread that has unlocked more read-side critical sections than it "
            "locked (read_unlock()/unlock() called twice for one lock)";
       detail::die(m);
     }
   }
+}
+
+// check_wait() for a domain with its state. Always on: the thread's own
+// slot is private to it, so this is exact and cheap next to a grace period.
+static void check_not_in_reader(const domain_state& s, const char* what,
+                                bool callbacks = false) noexcept {
+  check_wait(s.self, s.name, s.thread_reader_state(), what, callbacks);
 }
 
 void domain::synchronize() noexcept {
@@ -512,9 +519,18 @@ void domain::cond_synchronize(poll_cookie cookie) noexcept {
 }
 
 void domain::barrier() noexcept {
-  domain_state& s = made_state();
-  check_not_in_reader(s, "barrier()", /*callbacks=*/true);
-  s.barrier();
+  domain_state* s = state();
+  if (s == nullptr) s = detail::engine().settle(this);  // a kick in flight makes it now
+  if (s == nullptr) {
+    // Never used: every call() queued on a domain with no state kicks the
+    // engine, which makes the state when it takes the kick, and settle()
+    // took every kick pending. So nothing was ever queued here: nothing to
+    // wait for, and no state to make for it (as in ~domain()).
+    check_wait(this, name(), domain_state::reader_state::outside, "barrier()", /*callbacks=*/true);
+    return;
+  }
+  check_not_in_reader(*s, "barrier()", /*callbacks=*/true);
+  s->barrier();
 }
 
 void domain::before_allocating_call() {

@@ -198,15 +198,15 @@ void forget(std::initializer_list<std::uintptr_t> keys) {
 
 }  // namespace
 
-void lockdep_wait(const domain_state& target, const char* op, bool callbacks) noexcept {
+void lockdep_wait(const domain* target, const char* name, const char* op, bool callbacks) noexcept {
   const std::vector<held_node> held = held_by_this_thread();
   if (held.empty()) return;
-  const std::string target_name = quoted(target.name);
+  const std::string target_name = quoted(name);
   for (const held_node& h : held) {
     // Own readers and own callbacks are checked where the wait is (always on).
     const std::string how = std::string(op) + " on " + target_name + " " + h.as;
-    add_edge(h, key(target.self, kReaders), target_name, how);
-    if (callbacks) add_edge(h, key(target.self, kCallbacks), "the callbacks of " + target_name, how);
+    add_edge(h, key(target, kReaders), target_name, how);
+    if (callbacks) add_edge(h, key(target, kCallbacks), "the callbacks of " + target_name, how);
   }
 }
 

@@ -17,9 +17,10 @@ struct domain_state;
 inline constexpr bool kLockdep = SRCU_DEBUG != 0;
 
 #if SRCU_DEBUG
-// The calling thread is about to wait for `target`'s grace period (and, with
-// `callbacks`, for its callbacks): records an edge from everything it holds.
-void lockdep_wait(const domain_state& target, const char* op, bool callbacks) noexcept;
+// The calling thread is about to wait for the grace period of `target`,
+// named `name` (and, with `callbacks`, for its callbacks): records an edge
+// from everything it holds. The domain need not have its state yet.
+void lockdep_wait(const domain* target, const char* name, const char* op, bool callbacks) noexcept;
 void lockdep_lock(tracked_mutex* m) noexcept;     // before blocking on m
 void lockdep_acquired(tracked_mutex* m) noexcept;  // try_lock succeeded
 void lockdep_unlock(tracked_mutex* m) noexcept;
@@ -29,7 +30,7 @@ void lockdep_prepare_fork() noexcept;
 void lockdep_parent_after_fork() noexcept;
 void lockdep_child_after_fork() noexcept;
 #else
-inline void lockdep_wait(const domain_state&, const char*, bool) noexcept {}
+inline void lockdep_wait(const domain*, const char*, const char*, bool) noexcept {}
 inline void lockdep_lock(tracked_mutex*) noexcept {}
 inline void lockdep_acquired(tracked_mutex*) noexcept {}
 inline void lockdep_unlock(tracked_mutex*) noexcept {}

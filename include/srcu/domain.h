@@ -51,8 +51,8 @@
 ///    read_lock() (or lock(), read_guard) of each domain on each thread may
 ///    allocate: a slot chunk for the domain, the thread's record, a larger
 ///    slot table for the thread. An allocation failure there calls
-///    std::terminate. The domain's first read_lock(), synchronize*(),
-///    cond_synchronize() or barrier() (any thread's) makes its state (an
+///    std::terminate. The domain's first read_lock(), synchronize*() or
+///    cond_synchronize() (any thread's) makes its state (an
 ///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
@@ -76,8 +76,8 @@
 ///  copy of options other than the defaults adds 40 bytes and the name;
 ///  ck_epoch's object and record: 216). Its state (472 bytes: reader slots,
 ///  grace periods, callbacks) is made on first use: by the first read_lock()
-///  on any thread, synchronize*(), cond_synchronize(), barrier(), call(f) or
-///  retire(); call(head, func), start_poll() and a first signal-safe or
+///  on any thread, synchronize*(), cond_synchronize(), call(f) or retire()
+///  (not barrier(): with nothing queued it has nothing to wait for); call(head, func), start_poll() and a first signal-safe or
 ///  down/up section, which may not allocate, have the engine make it. A
 ///  thread's first read adds its slot chunk, the first signal-safe or down/up
 ///  section or call() 64 bytes per possible CPU.
@@ -247,7 +247,8 @@ class domain {
   ///   from any other domain's callback or submit(), on any thread.
   /// Synchronizes-with: each such callback's return happens-before barrier()
   ///   returns. Blocking: yes. Async-signal-safe: no. Allocates: only the
-  ///   domain's state, on its first use.
+  ///   domain's state, when a call() on a domain without one is in flight
+  ///   (on a domain never used it returns at once and makes none).
   void barrier() noexcept;
   /// @}
 

@@ -320,6 +320,24 @@ TEST_F(Lockdep, CallbackTakesAMutexHeldAcrossBarrier) {
       "deadlock.*dl_cb_lock.*callbacks of 'dl_cb'");
 }
 
+// The same with the mutex held across a barrier() on a domain never used
+// (which returns at once, making no state): the edge is still recorded, and
+// the callback queued later closes the cycle where it takes the mutex.
+TEST_F(Lockdep, MutexHeldAcrossBarrierOfANeverUsedDomainIsRecorded) {
+  EXPECT_DEATH(
+      {
+        srcu::domain dom({.name = "dl_unborn"});
+        srcu::tracked_mutex m("dl_unborn_lock");
+        {
+          std::lock_guard lk(m);
+          dom.barrier();  // dl_unborn_lock -> callbacks of dl_unborn
+        }
+        dom.call([&] { std::lock_guard lk(m); });  // callbacks of dl_unborn -> dl_unborn_lock
+        dom.barrier();
+      },
+      "deadlock.*dl_unborn");
+}
+
 TEST_F(Lockdep, MutexOrderInversion) {
   const auto inversion = [] {
     srcu::tracked_mutex m1("dl_m1"), m2("dl_m2");

@@ -94,6 +94,45 @@ TEST(Unborn, DestroyingAFreshDomainRightAfterItsFirstCallRunsTheCallback) {
   }
 }
 
+// barrier() on a domain never used has nothing to wait for and makes no
+// state for it (as ~domain() makes none): a program that calls barrier()
+// before destroying each of many idle domains pays no state for them.
+std::atomic<int> g_makings{0};
+void count_makings(const char* point) {
+  if (std::strcmp(point, "state: making") == 0) g_makings.fetch_add(1);
+}
+
+TEST(Unborn, BarrierOnANeverUsedDomainMakesNoState) {
+  srcu::domain d({.name = "unborn-barrier"});
+  g_makings.store(0);
+  srcu::detail::g_test_probe.store(&count_makings);
+  {
+    srcu_test::watchdog dog("barrier() on a domain never used");
+    d.barrier();
+    d.barrier();
+  }
+  srcu::detail::g_test_probe.store(nullptr);
+  EXPECT_EQ(g_makings.load(), 0) << "barrier() made the state of a domain never used";
+  EXPECT_EQ(d.stats().callbacks_queued, 0u);
+}
+
+// barrier() right after a fresh domain's first call(), with no state yet
+// or with the engine making it (both happen over the tries): it waits for
+// that callback, the kick in flight making the state.
+TEST(Unborn, BarrierRightAfterAFreshDomainsFirstCallWaitsForIt) {
+  constexpr int kTries = 300;
+  std::vector<srcu::callback_head> heads(kTries);
+  g_ran.store(0);
+  srcu_test::watchdog dog("barrier() of a fresh domain right after its first call()");
+  for (int i = 0; i < kTries; ++i) {
+    srcu::domain d;
+    d.call(&heads[i], &count_run);
+    if (i % 3 == 1) std::this_thread::yield();  // labelled window: the engine may take the kick
+    d.barrier();
+    ASSERT_EQ(g_ran.load(), i + 1) << "try " << i << ": barrier() returned before the first callback ran";
+  }
+}
+
 // Signal-safe and down/up sections on a fresh domain, each thread's first:
 // synchronize() waits for one still inside, and the full table comes.
 TEST(Unborn, SharedSectionsOnAFreshDomainAreWaitedFor) {
