@@ -39,7 +39,10 @@
  *                    model requires that no wake-up depends on the 10 ms
  *                    timeout of wait_for()'s futex_wait.
  *   - futex_wake     a thread asleep on the word is counted in `waiters`
- *                    (from waiters++ before its loop until it leaves it), and
+ *                    (from waiters++ before its loop until it leaves it;
+ *                    the C++ has one uncounted sleeper, run_queued_inline()'s
+ *                    1 ms poll, which passes on a wake it may take whenever
+ *                    `waiters` is not 0 (wait_for_gp_end()): not modelled), and
  *                    every bump is followed by a seq_cst load of `waiters`
  *                    and a wake if it is not 0.  A grace period's end wakes
  *                    every sleeper (merged with its bump into one step: a

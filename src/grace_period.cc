@@ -101,6 +101,14 @@ std::uint32_t grace_periods::gp_end_word() const noexcept {
 
 void grace_periods::wait_for_gp_end(std::uint32_t seen, std::chrono::nanoseconds timeout) noexcept {
   futex_wait(gp_done_word, seen, timeout);
+  // This sleeper is not counted in waiters, and release_driver() may wake
+  // one thread only: the wake meant for a counted waiter may have come
+  // here. Pass it on, or the counted ones sleep out their 10 ms timeout
+  // with the driver role free (found in review: a callback's
+  // rcu_synchronize() polling here while synchronize() callers queued
+  // behind it). W1 (docs/design.md §2): a waiter asleep now was counted
+  // before it slept. A spare wake only makes a waiter re-check.
+  if (waiters.load(std::memory_order_seq_cst) != 0) futex_wake(gp_done_word, 1);
 }
 
 void grace_periods::set_callbacks_waiting(bool waiting) noexcept {
@@ -203,13 +211,13 @@ void grace_periods::wake_gp_waiters() noexcept {
 }
 
 // The driver role changes hands here: either the engine sees the role free,
-// or the leaving driver sees the larger gp_seq_needed and hands it to the
+// or the leaving driver sees the larger engine_needed and hands it to the
 // engine (Fence H), and a waiter asleep on the role is woken (Fence W2).
 void grace_periods::release_driver(bool hand_to_engine) noexcept {
   // Fences W2 and H (docs/design.md §2): this store is ordered before the
-  // waiters and gp_seq_needed loads below; W2 pairs with wait_for()'s driver
-  // load before it sleeps, H with request() then the driver load in
-  // drive_once(). Without seq_cst a waiter sleeps out 10 ms with nobody
+  // waiters and engine_needed loads below; W2 pairs with wait_for()'s driver
+  // load before it sleeps, H with request_for_engine() then the driver load
+  // in drive_once(). Without seq_cst a waiter sleeps out 10 ms with nobody
   // driving (W2), or the engine drops the domain while this load misses its
   // need and no kick follows (H).
   driver.store(false, std::memory_order_seq_cst);
@@ -266,8 +274,8 @@ step_result grace_periods::step_as_driver(bool* completed, bool engine) noexcept
 }
 
 step_result grace_periods::drive_once() noexcept {
-  // Fence H (docs/design.md §2): after the engine's request(), pairs with
-  // release_driver()'s driver.store(false) then gp_seq_needed load; without
+  // Fence H (docs/design.md §2): after request_for_engine(), pairs with
+  // release_driver()'s driver.store(false) then engine_needed load; without
   // seq_cst the engine sees the role taken, the leaving driver misses the
   // need, and the grace period is never started.
   if (driver.load(std::memory_order_seq_cst) ||
