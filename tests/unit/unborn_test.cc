@@ -77,21 +77,27 @@ TEST(Unborn, CallFromASignalHandlerOnAFreshDomainRuns) {
   EXPECT_EQ(d.stats().callbacks_invoked, 1u);
 }
 
-// ~domain() right after a fresh domain's first call(): the callback runs
-// before the destructor returns, whether or not the engine had made the
-// state yet (both happen over the tries).
-TEST(Unborn, DestroyingAFreshDomainRightAfterItsFirstCallRunsTheCallback) {
+// A fresh domain's first call(), then `end` (~domain() or barrier())
+// right after it, whether or not the engine had made the state yet (both
+// happen over the tries): the callback has run when `end` returns.
+template <class End>
+void first_call_then(const char* what, End end) {
   constexpr int kTries = 300;
   std::vector<srcu::callback_head> heads(kTries);
   g_ran.store(0);
-  srcu_test::watchdog dog("~domain() of a fresh domain right after its first call()");
+  srcu_test::watchdog dog(what);
   for (int i = 0; i < kTries; ++i) {
     auto d = std::make_unique<srcu::domain>();
     d->call(&heads[i], &count_run);
     if (i % 3 == 1) std::this_thread::yield();  // labelled window: the engine may take the kick
-    d.reset();
-    ASSERT_EQ(g_ran.load(), i + 1) << "try " << i << ": a callback was lost or not yet run";
+    end(d);
+    ASSERT_EQ(g_ran.load(), i + 1) << what << ", try " << i << ": the first callback was lost or not yet run";
   }
+}
+
+TEST(Unborn, DestroyingAFreshDomainRightAfterItsFirstCallRunsTheCallback) {
+  first_call_then("~domain() of a fresh domain right after its first call()",
+                  [](std::unique_ptr<srcu::domain>& d) { d.reset(); });
 }
 
 // barrier() on a domain never used has nothing to wait for and makes no
@@ -120,17 +126,8 @@ TEST(Unborn, BarrierOnANeverUsedDomainMakesNoState) {
 // or with the engine making it (both happen over the tries): it waits for
 // that callback, the kick in flight making the state.
 TEST(Unborn, BarrierRightAfterAFreshDomainsFirstCallWaitsForIt) {
-  constexpr int kTries = 300;
-  std::vector<srcu::callback_head> heads(kTries);
-  g_ran.store(0);
-  srcu_test::watchdog dog("barrier() of a fresh domain right after its first call()");
-  for (int i = 0; i < kTries; ++i) {
-    srcu::domain d;
-    d.call(&heads[i], &count_run);
-    if (i % 3 == 1) std::this_thread::yield();  // labelled window: the engine may take the kick
-    d.barrier();
-    ASSERT_EQ(g_ran.load(), i + 1) << "try " << i << ": barrier() returned before the first callback ran";
-  }
+  first_call_then("barrier() of a fresh domain right after its first call()",
+                  [](std::unique_ptr<srcu::domain>& d) { d->barrier(); });
 }
 
 // Signal-safe and down/up sections on a fresh domain, each thread's first:
