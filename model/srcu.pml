@@ -89,6 +89,20 @@
  *                     on the inactive index are missed
  *   NSLOT=2           (with NR=3) two readers share one counter block, like a
  *                     shard: expect 0
+ *   RSEQ_FLIP         the grace period with the readers' restartable
+ *                     sequences (g_rseq_readers): a reader's index fetch and
+ *                     lock increment are one sequence that starts over when
+ *                     a heavy barrier A runs in between (membarrier's RSEQ
+ *                     command; preemption and signals restart it too, which
+ *                     is the same as fetching later); the grace period has
+ *                     no SCAN1 and no ending without the flip: flip, then
+ *                     SCAN2. Expect 0. (SC stands for fence E here too,
+ *                     which this grace period needs: a reader that loads the
+ *                     new index observes the unpublish; docs/design.md §3
+ *                     step 7.)
+ *   RSEQ_FLIP + BUSTED_NO_RESTART  the same grace period with readers whose
+ *                     fetch and increment are not restarted: stragglers
+ *                     missed
  *   BEGIN_AT_FETCH    ghost "began" at the idx fetch: property too strong
  * Bounds: NR readers, NCS critical sections each, NGP grace periods, NSLOT
  * counter blocks (default NR: one private slot per reader).
@@ -112,6 +126,10 @@ byte locks[2 * NSLOT];        /* block s, index x: locks[2*s + x] */
 byte unlocks[2 * NSLOT];
 #define L(s, x) locks[2 * (s) + (x)]
 #define U(s, x) unlocks[2 * (s) + (x)]
+
+#ifdef RSEQ_FLIP
+bool aborted[NR];             /* a heavy barrier ran since reader r's fetch */
+#endif
 
 /* ghost state, for the assertion only */
 byte gp_starts = 0;           /* grace periods started (synchronize() calls) */
@@ -139,6 +157,8 @@ active [NR] proctype Reader()
        fi;
 #elif defined(BEGIN_AT_FETCH)
        d_step { i = idx; in_cs[me] = true; began[me] = gp_starts };
+#elif defined(RSEQ_FLIP)
+fetch: atomic { i = idx; aborted[me] = false };
 #else
        i = idx;
 #endif
@@ -146,6 +166,13 @@ active [NR] proctype Reader()
        /* bump_private(slot->locks[i]); B; the critical section starts */
 #ifdef BEGIN_AT_FETCH
        L(b, i)++;
+#elif defined(RSEQ_FLIP) && !defined(BUSTED_NO_RESTART)
+       /* the commit: only if no heavy barrier ran since the fetch; else
+          the abort handler starts the sequence over */
+       if
+       :: d_step { !aborted[me] -> L(b, i)++; in_cs[me] = true; began[me] = gp_starts }
+       :: atomic { aborted[me] -> i = 0 }; goto fetch
+       fi;
 #else
        d_step { L(b, i)++; in_cs[me] = true; began[me] = gp_starts };
 #endif
@@ -167,7 +194,11 @@ inline readers_idle(x, idle)
   :: s < NSLOT -> d_step { us = us + U(s, x); if :: with_other -> us2 = us2 + U(s, 1 - (x)) :: else -> skip fi; s++ }
   :: else -> break
   od;
-  /* heavy barrier A (pairs with B and C): SC */
+  /* heavy barrier A (pairs with B and C): SC; with RSEQ_FLIP it also
+     restarts every reader between its fetch and its commit */
+#ifdef RSEQ_FLIP
+  atomic { s = 0; do :: s < NR -> aborted[s] = true; s++ :: else -> break od; s = 0 };
+#endif
   s = 0;
   do
   :: s < NSLOT -> d_step { ls = ls + L(s, x); if :: with_other -> ls2 = ls2 + L(s, 1 - (x)) :: else -> skip fi; s++ }
@@ -235,7 +266,7 @@ active proctype Updater()
        :: else -> skip
        fi;
 #endif
-#ifndef BUSTED_NO_SCAN1
+#if !defined(BUSTED_NO_SCAN1) && !defined(RSEQ_FLIP)
        /* SCAN1: stragglers on the inactive index; the pre-check may let the
           active index ride along (free choice, per attempt) */
        do

@@ -89,25 +89,28 @@ service_result domain_state::engine_step() noexcept {
   return service_result::kRetry;
 }
 
-std::uint32_t percpu_add_one_outlined(void* first) noexcept {
 #if SRCU_HAVE_PERCPU
-  return percpu_add_one(first);
-#else
-  (void)first;  // no domain of this build is per-CPU (full_table())
-  die("(library)", "per-CPU reader counters used with a library built without them");
-#endif
+std::uint32_t percpu_add_one_outlined(void* first) noexcept { return percpu_add_one(first); }
+std::uint32_t percpu_index_add_outlined(const void* index, void* first, std::uint64_t* idx) noexcept {
+  return percpu_index_add(index, first, idx);
 }
+std::uint64_t rseq_index_add_outlined(const void* index, void* counters) noexcept {
+  return rseq_index_add<false>(index, counters);
+}
+#else
+// No domain of this build is per-CPU (full_table()), and g_rseq_readers
+// stays false (heavy_barrier_init()).
+[[noreturn]] void no_sequences() noexcept {
+  die("(library)", "restartable-sequence reader counters used with a library built without them");
+}
+std::uint32_t percpu_add_one_outlined(void*) noexcept { no_sequences(); }
+std::uint32_t percpu_index_add_outlined(const void*, void*, std::uint64_t*) noexcept { no_sequences(); }
+std::uint64_t rseq_index_add_outlined(const void*, void*) noexcept { no_sequences(); }
+#endif
 
 namespace {
 
 #if SRCU_HAVE_PERCPU
-// SRCU_NO_RSEQ=1: the shards' lock-prefixed RMWs even where per-CPU
-// counters would work (the fallback's tests).
-bool fallback_percpu_forced() noexcept {
-  const char* v = std::getenv("SRCU_NO_RSEQ");
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
-
 // The highest CPU number the kernel can ever report, plus one (nr_cpu_ids,
 // from /sys/devices/system/cpu/possible, "0-N" or a list); 0 if unknown.
 std::uint32_t possible_cpus() noexcept {
@@ -153,7 +156,7 @@ std::uint32_t compute_full_table_layout() noexcept {
   bool percpu = false;
 #if SRCU_HAVE_PERCPU
   const std::uint32_t possible = possible_cpus();
-  if (__rseq_size != 0 && possible != 0 && possible <= kMaxPercpuShards && !fallback_percpu_forced() &&
+  if (__rseq_size != 0 && possible != 0 && possible <= kMaxPercpuShards && !rseq_forced_off() &&
       !g_readers_fence.load(std::memory_order_relaxed)) {
     percpu = true;
     want = possible;
@@ -385,12 +388,18 @@ counter_block* domain::register_reader() { return register_thread_slot(&made_sta
 read_token domain::read_lock_slow() noexcept {
   counter_block* slot = this_thread_slot(id_);
   if (slot == nullptr) slot = register_reader();
-  const std::uint64_t idx = index_.load(kCounterOrder) & kIndexBit;
-  // A straggler's window (docs/design.md §3, step 7), held open by a test.
-  if (auto probe = g_test_probe.load(std::memory_order_relaxed); SRCU_UNLIKELY(probe != nullptr)) {
-    probe("read_lock_slow: index loaded");
+  std::uint64_t idx;
+  if (g_rseq_readers.load(std::memory_order_relaxed)) {
+    // As on the fast path: one restartable sequence, no straggler's window.
+    idx = rseq_index_add_outlined(&index_, slot->locks);
+  } else {
+    idx = index_.load(kCounterOrder) & kIndexBit;
+    // A straggler's window (docs/design.md §3, step 7), held open by a test.
+    if (auto probe = g_test_probe.load(std::memory_order_relaxed); SRCU_UNLIKELY(probe != nullptr)) {
+      probe("read_lock_slow: index loaded");
+    }
+    bump_private(slot->locks[idx]);
   }
-  bump_private(slot->locks[idx]);
   // Fence B (docs/design.md §2): pairs with A in readers_idle(); a real
   // fence when readers must fence (then the token asks read_unlock() for C).
   reader_fence();
@@ -403,16 +412,26 @@ read_token domain::read_lock_slow() noexcept {
 read_token domain::shared_lock_slow(flavour f) noexcept {
   // Fence ST (docs/design.md §2): pairs with grow_shards()'s release store.
   const shard_table t = decode_shards(shards_.load(std::memory_order_acquire));
-  const std::uint64_t idx = index_.load(kCounterOrder) & kIndexBit;
+  std::uint64_t idx;
   shard_block* shard;
   if (t.percpu) {
-    shard = &t.first[percpu_add(&t.first->locks[idx])];
+    shard = &t.first[percpu_lock(&index_, &t.first->locks[0], &idx)];
     // Fence B (docs/design.md §2): as in shared_lock(): a compiler barrier.
     compiler_reader_fence();  // B: pairs with A in readers_idle()
   } else {
     const char probe = 0;
     shard = &t.first[shard_hint(&probe) & (t.count - 1)];
-    bump_shared(shard->locks[idx]);
+#if SRCU_HAVE_PERCPU
+    if (g_rseq_readers.load(std::memory_order_relaxed)) {
+      // The small table: its lock-prefixed add, in one sequence with the
+      // index load as in read_lock() (no straggler).
+      idx = rseq_index_add<true>(&index_, shard->locks);
+    } else
+#endif
+    {
+      idx = index_.load(kCounterOrder) & kIndexBit;
+      bump_shared(shard->locks[idx]);
+    }
     // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
     // the critical section's loads pass the lock increment, and a reader the
     // scan misses reads the old pointer.

@@ -3,6 +3,8 @@
 // A grace period (kernel Tree SRCU, own implementation):
 //   SCAN1  wait until the *inactive* index has no readers (stragglers that
 //          fetched it before the previous flip and incremented it late);
+//          skipped when the readers' index load and increment are one
+//          restartable sequence (g_rseq_readers: no straggler);
 //          the active index rides on the same passes and barrier, and if it
 //          is idle too the grace period ends here (one barrier, no flip);
 //   flip   index_ += 1, so new readers use the other index;
@@ -149,19 +151,31 @@ step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept
         // too, both indices have had their scan after W (docs/design.md §3,
         // step 1) and the grace period ends without the flip, on one
         // barrier instead of two (§1.2).
-        bool active_idle = false;
-        if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0, &active_idle)) {
-          return step_result::kBusy;
-        }
-        if (active_idle) {
-          SRCU_INJECT("advance: both indices idle, ending without the flip");
-          end_gp_locked(seq, completed);
-          break;
+        // With the readers' restartable sequences (g_rseq_readers) the
+        // inactive index has no straggler to wait for: every reader that
+        // loaded it before the previous grace period's heavy barrier either
+        // incremented before that barrier (and that grace period waited for
+        // it) or started over and took the index it flipped to. SCAN1 has
+        // nothing to find; flip at once, and SCAN2's one barrier ends the
+        // grace period also with a reader spinning (docs/design.md §1.2).
+        if (!g_rseq_readers.load(std::memory_order_relaxed)) {
+          bool active_idle = false;
+          if (!readers_idle(static_cast<unsigned>(~index & 1), engine ? seq : 0, &active_idle)) {
+            return step_result::kBusy;
+          }
+          if (active_idle) {
+            SRCU_INJECT("advance: both indices idle, ending without the flip");
+            end_gp_locked(seq, completed);
+            break;
+          }
         }
         SRCU_INJECT("advance: scan 1 done, before the flip");
         // Fence E (docs/design.md §2): pairs with B and C; without it SCAN1
-        // may count readers of the new index and retry. Safety does not use it.
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B and C
+        // may count readers of the new index and retry. Classic safety does
+        // not use it; with the readers' sequences it does: it pairs with
+        // their load of the index (an x86 load: acquire), so a reader that
+        // takes the new index observes the unpublish (no scan waits for it).
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B, C (and the sequences' load)
         reader_index().store(index + 1, std::memory_order_relaxed);
         // Fence D (docs/design.md §2): pairs with C; without it readers take
         // the old index longer and SCAN2 retries more. Liveness only.

@@ -12,11 +12,13 @@
 
 #include "fault_injection.h"
 #include "futex.h"
+#include "srcu/detail/percpu.h"
 #include "srcu/detail/reader.h"
 
 namespace srcu::detail {
 
 constinit std::atomic<bool> g_readers_fence{false};
+constinit std::atomic<bool> g_rseq_readers{false};
 // Statistics only (no ordering): one increment per heavy barrier.
 constinit std::atomic<std::uint64_t> g_heavy_barriers{0};
 
@@ -51,7 +53,28 @@ bool try_register() noexcept {
   return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
 }
 
+// The restartable-sequence barrier (MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+// Linux 5.10+): the same interrupt as PRIVATE_EXPEDITED, and each
+// interrupted thread's restartable sequence in progress starts over. Usable
+// when this build has the readers' sequences (x86-64, glibc's rseq, not
+// TSan) and glibc registered rseq for its threads.
+bool try_register_rseq() noexcept {
+#if SRCU_HAVE_PERCPU
+  if (__rseq_size == 0 || rseq_forced_off()) return false;
+  const long supported = membarrier(MEMBARRIER_CMD_QUERY);
+  if (supported < 0 || (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) == 0) return false;
+  return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
+
+bool rseq_forced_off() noexcept {
+  const char* v = std::getenv("SRCU_NO_RSEQ");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
 
 void heavy_barrier_init() noexcept {
   std::call_once(g_init_once, [] {
@@ -60,6 +83,7 @@ void heavy_barrier_init() noexcept {
     // Published to readers by the domain constructor's release (registry
     // mutex) and by the user's own publication of the domain.
     g_readers_fence.store(!use, std::memory_order_relaxed);
+    g_rseq_readers.store(use && try_register_rseq(), std::memory_order_relaxed);
   });
 }
 
@@ -69,7 +93,8 @@ void heavy_barrier_reinit_after_fork() noexcept {
   const std::uint32_t seq = g_barrier_seq.load(std::memory_order_relaxed);
   if ((seq & 1) != 0) g_barrier_seq.store(seq + 1, std::memory_order_relaxed);
   g_barrier_sleepers.store(0, std::memory_order_relaxed);
-  if (g_use_membarrier.load(std::memory_order_relaxed) && !try_register()) {
+  if ((g_use_membarrier.load(std::memory_order_relaxed) && !try_register()) ||
+      (g_rseq_readers.load(std::memory_order_relaxed) && !try_register_rseq())) {
     // Cannot happen on Linux (registration is inherited); if it did, readers
     // in the child would be unprotected: stop rather than corrupt.
     static const char kMsg[] = "srcu: membarrier registration failed in fork child\n";
@@ -95,8 +120,13 @@ void issue_barrier() noexcept {
 #if SRCU_TSAN
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #else
-  if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return;
-  static const char kMsg[] = "srcu: membarrier(PRIVATE_EXPEDITED) failed after registration\n";
+  // With the readers' restartable sequences (g_rseq_readers) the barrier
+  // also restarts every sequence in progress: no reader increments an index
+  // it loaded before this barrier began (docs/design.md §1.2, §3).
+  const int cmd = g_rseq_readers.load(std::memory_order_relaxed) ? MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
+                                                                 : MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+  if (membarrier(cmd) == 0) return;
+  static const char kMsg[] = "srcu: membarrier(PRIVATE_EXPEDITED[_RSEQ]) failed after registration\n";
   (void)!::write(STDERR_FILENO, kMsg, sizeof(kMsg) - 1);
   std::abort();
 #endif

@@ -14,6 +14,10 @@ namespace srcu::detail {
 // Idempotent and thread-safe.
 void heavy_barrier_init() noexcept;
 
+// SRCU_NO_RSEQ=1 (any value but "0"): no restartable sequences relied on,
+// neither per-CPU counters nor straggler-free readers (the fallback's tests).
+bool rseq_forced_off() noexcept;
+
 // In a fork child: the registration is per address space; make sure it holds.
 void heavy_barrier_reinit_after_fork() noexcept;
 

@@ -405,8 +405,20 @@ void domain::retire(T* p, D d) {
 SRCU_ALWAYS_INLINE read_token domain::read_lock() noexcept {
   detail::counter_block* slot = detail::this_thread_slot(fast_id_);
   if (SRCU_UNLIKELY(slot == nullptr)) return read_lock_slow();
-  const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
-  detail::bump_private(slot->locks[idx]);
+  // The index load and the lock increment, one restartable sequence
+  // (detail/percpu.h): a reader never increments an index it loaded before
+  // a heavy barrier (no straggler, docs/design.md §1.2).
+#if SRCU_HAVE_PERCPU
+  const std::uint64_t idx = detail::rseq_index_add<false>(&index_, slot->locks);
+#else
+  std::uint64_t idx;
+  if (SRCU_UNLIKELY(detail::g_rseq_readers.load(std::memory_order_relaxed))) {
+    idx = detail::rseq_index_add_outlined(&index_, slot->locks);
+  } else {
+    idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
+    detail::bump_private(slot->locks[idx]);
+  }
+#endif
   // Fence B (docs/design.md §2): pairs with A in readers_idle(); without it
   // the critical section's loads pass the lock increment, and a reader the
   // scan misses reads the old pointer. A compiler barrier: membarrier mode.
@@ -441,8 +453,9 @@ SRCU_ALWAYS_INLINE read_token domain::shared_lock(detail::flavour f) noexcept {
   read_token token;
   if (SRCU_LIKELY((ref & detail::kPercpuShards) != 0)) {
     auto* const first = reinterpret_cast<detail::shard_block*>(ref & detail::kBlockMask);
-    const std::uint64_t idx = index_.load(detail::kCounterOrder) & detail::kIndexBit;
-    detail::shard_block* const shard = &first[detail::percpu_add(&first->locks[idx])];
+    // Index load and add in one sequence, as in read_lock().
+    std::uint64_t idx;
+    detail::shard_block* const shard = &first[detail::percpu_lock(&index_, &first->locks[0], &idx)];
     // Fence B (docs/design.md §2): pairs with A in readers_idle(); a compiler
     // barrier (a per-CPU table implies membarrier).
     detail::compiler_reader_fence();  // B: pairs with A in readers_idle()

@@ -133,6 +133,14 @@ extern constinit thread_local thread_slot_table tls_slot_table SRCU_TLS_MODEL;
 // before the first domain exists, never changed afterwards.
 extern constinit std::atomic<bool> g_readers_fence;
 
+// True when grace periods rely on every reader's index load and lock
+// increment being one restartable sequence (detail/percpu.h: no straggler,
+// so no scan of the inactive index; docs/design.md §1.2). Decided with
+// g_readers_fence, never changed afterwards. Read inline only by code
+// compiled without the sequences (SRCU_HAVE_PERCPU 0), which then calls
+// the library's.
+extern constinit std::atomic<bool> g_rseq_readers;
+
 SRCU_ALWAYS_INLINE counter_block* this_thread_slot(std::uint32_t domain_id) noexcept {
   const thread_slot_table& t = tls_slot_table;
   if (SRCU_LIKELY(domain_id < t.capacity)) {
