@@ -127,6 +127,33 @@ void grace_periods::child_after_fork() noexcept {
   expedited_waiters.store(0, std::memory_order_relaxed);
 }
 
+namespace {
+// Liveness only. A reader that loaded the old index just before the flip
+// commits its lock increment a moment later, and that moment grows to a
+// cache-line transfer when SCAN2's first pass has just pulled the reader's
+// slot line away (the pass reads it). The pass then finds the old index
+// idle, the heavy barrier runs, and the lock sum counts the late commit:
+// busy, and a second barrier. Measured on the 2-vCPU AMD EPYC VM
+// (2026-12-05, a reader spinning, expedited grace periods back to back):
+// 35-45 % of grace periods took that second barrier (p90 46 us against a
+// p50 of 24); with this wait, none of 3,000. A running reader's commit
+// lands within it; a preempted one, with the readers' sequences, starts
+// over on the new index anyway. Only where a barrier is an interrupt of
+// every CPU (membarrier): a fence costs less than the wait.
+void settle_after_flip() noexcept {
+  if (g_readers_fence.load(std::memory_order_relaxed)) return;
+  constexpr std::uint64_t kSettleNs = 1'000;
+  const std::uint64_t start = monotonic_ns();
+  do {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+  } while (monotonic_ns() - start < kSettleNs);
+}
+}  // namespace
+
 // mutex held; runs as far as it can without waiting.
 step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept {
   for (;;) {
@@ -182,6 +209,7 @@ step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept
         std::atomic_thread_fence(std::memory_order_seq_cst);  // D: pairs with C
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         SRCU_INJECT("advance: flipped, before scan 2");
+        settle_after_flip();
         break;
       }
       case kStateScan2:

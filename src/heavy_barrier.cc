@@ -93,8 +93,14 @@ void heavy_barrier_reinit_after_fork() noexcept {
   const std::uint32_t seq = g_barrier_seq.load(std::memory_order_relaxed);
   if ((seq & 1) != 0) g_barrier_seq.store(seq + 1, std::memory_order_relaxed);
   g_barrier_sleepers.store(0, std::memory_order_relaxed);
-  if ((g_use_membarrier.load(std::memory_order_relaxed) && !try_register()) ||
-      (g_rseq_readers.load(std::memory_order_relaxed) && !try_register_rseq())) {
+  // Both registrations survive fork() (they are the process's, reset only
+  // by exec); registering again only confirms it. No getenv() here: a
+  // setenv() in flight on a vanished thread may have left the environment
+  // half-written, and the parent's decision stands.
+  if ((g_use_membarrier.load(std::memory_order_relaxed) &&
+       membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0) ||
+      (g_rseq_readers.load(std::memory_order_relaxed) &&
+       membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) != 0)) {
     // Cannot happen on Linux (registration is inherited); if it did, readers
     // in the child would be unprotected: stop rather than corrupt.
     static const char kMsg[] = "srcu: membarrier registration failed in fork child\n";

@@ -51,8 +51,14 @@ namespace srcu::detail {
   "leaq .Lsrcu_rseq_cs%=(%%rip), " scratch "\n\t"                                                      \
   "movq " scratch ", %%fs:8(%[rs])\n\t"                                                                \
   ".Lsrcu_rseq_start%=:\n\t"
+// After the commit the sequence disarms itself (rseq_cs := 0): the
+// descriptor lives in the binary that inlined the reader, and a thread whose
+// rseq_cs still pointed into a library unloaded since would be killed by the
+// kernel at its next preemption. A preemption between the commit and this
+// store is harmless: the kernel clears rseq_cs itself outside the range.
 #define SRCU_RSEQ_END                                                                                 \
   ".Lsrcu_rseq_commit%=:\n\t"                                                                         \
+  "movq $0, %%fs:8(%[rs])\n\t"                                                                        \
   ".pushsection __rseq_failure, \"ax?\"\n\t"                                                           \
   ".byte 0x0f, 0xb9, 0x3d\n\t"                                                                        \
   ".long 0x53053053\n\t"                                                                              \
