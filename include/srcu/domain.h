@@ -56,21 +56,24 @@
 ///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-05 05:49 UTC, a 2-vCPU Intel
-/// Xeon VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
-/// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/; this run
-/// was noisier than most, see there):
-///  read_lock, a read, read_unlock on one thread 1.95 ns (liburcu-memb's
-///  inline pair 2.64 ns, 0.74x; 0.58-0.91x on 2-4 threads); the signal-safe
-///  and down/up pairs 2.56-3.77 ns (per-CPU counters in restartable
-///  sequences; a bare lock-prefixed fetch_add/fetch_sub pair 12.2-14.5 ns on
-///  this CPU); synchronize_expedited 0.52 us with no reader (one
-///  membarrier(2) call), 40.7 us with a reader spinning on the other CPU
-///  (two; each shared with every scan of any domain that overlaps it;
-///  urcu-memb 0.63 and 44.1 us); 8 concurrent synchronize() callers with a
-///  reader spinning 1.4x one caller's time per call (expedited 1.7x; 1.6x
-///  and 1.5x in a second run of those rows), sharing 0.13 grace periods per
-///  call (urcu-memb 7.7x); call() 30.4 ns (two lock-prefixed RMWs).
+/// Overheads (one run of bench/run, 2026-12-05 13:56 UTC, a 2-vCPU AMD EPYC
+/// VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
+/// docs/perf/README.md; 1-16 threads in docs/perf/scaling-16cpu/, an older
+/// commit):
+///  read_lock, a read, read_unlock on one thread 1.10 ns (liburcu-memb's
+///  inline pair 2.34 ns, 0.47x; 0.58-0.85x on 2-4 threads; a bare
+///  thread-local load and store pair with the index load 1.18 ns); the
+///  signal-safe and down/up pairs 1.67-2.14 ns (per-CPU counters in
+///  restartable sequences; a bare lock-prefixed fetch_add/fetch_sub pair
+///  12.4-14.4 ns on this CPU); synchronize_expedited 2.67 us with no reader
+///  and 26.9 us with a reader spinning on the other CPU, one membarrier(2)
+///  call either way (the readers' index load and increment are one
+///  restartable sequence, so no scan of the inactive index; each barrier
+///  shared with every scan of any domain that overlaps it; urcu-memb 3.29
+///  and 48.1 us, two); 8 concurrent synchronize() callers with a reader
+///  spinning 2.4x one caller's time per call (expedited 3.0x), sharing 0.14
+///  grace periods per call (urcu-memb 7.8x); call() 20.4 ns (two
+///  lock-prefixed RMWs).
 ///  A domain allocates 128 bytes at creation (its 64-byte object and one
 ///  64-byte shard block; 144 with its share of the registry's id table; a
 ///  copy of options other than the defaults adds 40 bytes and the name;
@@ -120,8 +123,9 @@ struct domain_options {
   /// How long queued call()s wait for company: callbacks staged since the
   /// engine last took them start their grace period no sooner than this after
   /// it did (barrier() and ~domain() skip the wait). Each grace period costs
-  /// one membarrier() call with no reader inside and two with one, and each
-  /// interrupts every CPU running this process's threads; batching keeps a steady stream of call()s from turning into
+  /// one membarrier() call (with the readers' restartable sequences; without
+  /// them two when a reader is inside), and each interrupts every CPU
+  /// running this process's threads; batching keeps a steady stream of call()s from turning into
   /// tens of thousands of them per second. 0: a grace period per burst, at once.
   std::chrono::microseconds callback_delay{1000};
   /// Opt-in bound for the allocating forms call(F) and retire(): while this

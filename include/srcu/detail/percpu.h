@@ -91,30 +91,24 @@ SRCU_ALWAYS_INLINE std::uint32_t percpu_add_one(void* first) noexcept {
 // increments an index it loaded before such a barrier (no straggler: the
 // grace period needs no scan of the inactive index, docs/design.md §1.2).
 // `Locked`: a lock-prefixed add, for a counter other threads add to too.
+// The body, with the add instruction ("addq" or "lock addq") as the commit.
+#define SRCU_RSEQ_INDEX_ADD(add)                                                              \
+  asm volatile(SRCU_RSEQ_BEGIN("%[idx]") "movq (%[index]), %[idx]\n\t"                          \
+               "andl $1, %k[idx]\n\t" add " $1, (%[counters], %[idx], 8)\n\t" SRCU_RSEQ_END      \
+               : [idx] "=&r"(idx)                                                             \
+               : [rs] "r"(__rseq_offset), [index] "r"(index), [counters] "r"(counters)        \
+               : "memory", "cc")
 template <bool Locked>
 SRCU_ALWAYS_INLINE std::uint64_t rseq_index_add(const void* index, void* counters) noexcept {
   std::uint64_t idx;
   if constexpr (Locked) {
-    asm volatile(SRCU_RSEQ_BEGIN("%[idx]")
-                 "movq (%[index]), %[idx]\n\t"
-                 "andl $1, %k[idx]\n\t"
-                 "lock addq $1, (%[counters], %[idx], 8)\n\t"
-                 SRCU_RSEQ_END
-                 : [idx] "=&r"(idx)
-                 : [rs] "r"(__rseq_offset), [index] "r"(index), [counters] "r"(counters)
-                 : "memory", "cc");
+    SRCU_RSEQ_INDEX_ADD("lock addq");
   } else {
-    asm volatile(SRCU_RSEQ_BEGIN("%[idx]")
-                 "movq (%[index]), %[idx]\n\t"
-                 "andl $1, %k[idx]\n\t"
-                 "addq $1, (%[counters], %[idx], 8)\n\t"
-                 SRCU_RSEQ_END
-                 : [idx] "=&r"(idx)
-                 : [rs] "r"(__rseq_offset), [index] "r"(index), [counters] "r"(counters)
-                 : "memory", "cc");
+    SRCU_RSEQ_INDEX_ADD("addq");
   }
   return idx;
 }
+#undef SRCU_RSEQ_INDEX_ADD
 
 // Both at once, for the per-CPU tables: loads the reader index and adds 1
 // to counters[index] of the running CPU's block (`first` is block 0's
@@ -137,6 +131,8 @@ SRCU_ALWAYS_INLINE std::uint32_t percpu_index_add(const void* index, void* first
   *idx = i;
   return static_cast<std::uint32_t>(cpu);
 }
+#undef SRCU_RSEQ_BEGIN
+#undef SRCU_RSEQ_END
 #endif
 
 // The same, out of line in the library (src/domain.cc). A domain's percpu_
