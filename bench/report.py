@@ -405,8 +405,10 @@ def markdown(rows, m, made, raw_name):
                        "Below 1: concurrent calls shared grace periods.",
                        field="gp_per_call", field_unit=""))
     lines.append(table(srcu_rows, "concurrent_updaters", "Concurrent updaters: srcu's heavy barriers per call",
-                       "membarrier(2) calls made by reader scans per synchronize call (one per grace "
-                       "period with no reader inside: both indices in one scan; two with one inside).",
+                       "membarrier(2) calls made by reader scans per synchronize call: one per grace "
+                       "period with the readers' restartable sequences (no scan of the inactive index), "
+                       "with a reader inside or not; without them (SRCU_NO_RSEQ=1, no rseq) one with "
+                       "no reader inside (both indices in one scan) and two with one inside.",
                        field="hb_per_call", field_unit=""))
     lines.append(table(rows, "defer_enqueue", "Deferral enqueue cost (ns per call)",
                        "srcu call(), srcu retire() (allocates a node), urcu call_rcu(), ck_epoch_call() "
