@@ -181,6 +181,42 @@ struct srcu_caller_runs_lib {
   }
 };
 
+// srcu with the replaced entries kept by each updater in a reclaim_list and
+// freed by it when poll() says their grace period is over: ck_epoch's model
+// (its caller keeps and dispatches its own garbage). No callback is queued,
+// so neither srcu's engine nor a worker touches an entry: an entry is
+// allocated, replaced and freed on the updater's CPU. The list asks for a
+// grace period at most once per millisecond (call()'s callback_delay), and
+// frees a batch of 64 at a time. Only the hash_map rows.
+std::unique_ptr<srcu::domain> g_reclaim_domain;  // lives only while a row runs
+
+struct srcu_reclaim_list_lib {
+  static constexpr const char* name = "srcu-reclaim-list";
+  using reader_scope = no_scope;
+  using updater_scope = no_scope;
+  struct read_guard {
+    read_guard() : token(g_reclaim_domain->read_lock()) {}
+    ~read_guard() { g_reclaim_domain->read_unlock(token); }
+    read_guard(const read_guard&) = delete;
+    read_guard& operator=(const read_guard&) = delete;
+    srcu::read_token token;
+  };
+  using head = srcu::callback_head;
+  static void defer(head* h, void (*fn)(head*)) {
+    // Made on the thread's first defer(), flushed when the map thread exits.
+    thread_local srcu::reclaim_list garbage(*g_reclaim_domain);
+    garbage.defer(h, fn);
+  }
+  // Each map thread's list is flushed when the thread exits (its destructor).
+  static void barrier() {}
+  static std::uint64_t grace_periods() { return g_reclaim_domain->grace_periods_completed(); }
+  static void row(benchmark::State& state) {
+    g_reclaim_domain = std::make_unique<srcu::domain>(srcu::domain_options{.name = "bench-reclaim-list"});
+    hash_map<srcu_reclaim_list_lib>(state);
+    g_reclaim_domain.reset();
+  }
+};
+
 void warm() {
   srcu::callback_head h;
   g_domain.call(&h, [](srcu::callback_head*) {});
@@ -199,6 +235,7 @@ const bool registered = [] {
   register_library<srcu_down_up_lib>();
   register_defer_rows<srcu_retire_lib>(srcu_retire_lib::name, /*latency_row=*/false);
   register_map_rows(srcu_caller_runs_lib::name, srcu_caller_runs_lib::row);
+  register_map_rows(srcu_reclaim_list_lib::name, srcu_reclaim_list_lib::row);
   add_warmer(warm);
   return true;
 }();

@@ -36,7 +36,7 @@ METRICS = {
 # The srcu row each group is compared from, and the competitors it meets.
 SRCU = {"reader_pair": "srcu", "sync_latency": "srcu-expedited"}
 LIB_ORDER = ["srcu", "srcu-expedited", "srcu-own-domains", "srcu-signal-safe", "srcu-down-up", "srcu-retire",
-             "srcu-caller-runs",
+             "srcu-caller-runs", "srcu-reclaim-list",
              "urcu-memb", "urcu-mb", "urcu-qsbr", "ck_epoch", "std::shared_mutex",
              "pthread_rwlock", "std::shared_ptr", "atomic-rmw-pair", "tls-floor"]
 
@@ -429,7 +429,10 @@ def markdown(rows, m, made, raw_name):
                        "lock-based ones free it under the write lock, shared_ptr frees on the last "
                        "reference. srcu-caller-runs: srcu with an executor whose ready callbacks the "
                        "updater runs after every 64th call(), as ck's caller does with ck_epoch_poll() "
-                       "(the old entries are freed on the updater's own thread, not srcu's worker)."))
+                       "(the old entries are freed on the updater's own thread, not srcu's worker). "
+                       "srcu-reclaim-list: each updater keeps its old entries in a srcu::reclaim_list "
+                       "and frees them itself when poll() says their grace period is over, so no "
+                       "entry leaves its thread (no callback is queued)."))
     lines.append(table(rows, "memory_per_domain", "Memory per domain (bytes allocated, 100,000 domains)",
                        "Bytes asked of operator new per domain object used once by one thread (srcu "
                        "and the ck adapter allocate only through new); urcu has no domains (one "

@@ -20,5 +20,6 @@
 #include "srcu/rcu_ptr.h"
 #include "srcu/read_guard.h"
 #include "srcu/read_token.h"
+#include "srcu/reclaim_list.h"
 #include "srcu/tracked_mutex.h"
 #include "srcu/version.h"
