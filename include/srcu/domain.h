@@ -264,6 +264,9 @@ class domain {
   ///   Callbacks queued by one thread run in queueing order. Callbacks wait
   ///   up to domain_options::callback_delay (1 ms) for company before their
   ///   grace period starts, so a stream of calls shares grace periods.
+  ///   The object travels: srcu's engine links it on its thread, a worker
+  ///   frees it on another. A writer that wants its objects freed on its
+  ///   own thread (Concurrency Kit's model) uses a reclaim_list instead.
   /// Preconditions: head and func non-null; head not already queued (checked
   ///   always: message, abort). The caller owns *head until func runs; srcu
   ///   clears head->func just before invoking it.
