@@ -85,6 +85,47 @@ void call_retire(update_ctx& u, element* old) { queue_element_call(u.td, old); }
 
 void retire_retire(update_ctx& u, element* old) { queue_element_retire(u.td, old); }
 
+// The writer's reclaim_list runs the element's step on this writer's thread
+// after a grace period: the step moves it down the pipe and defers it onto
+// the same list again (from inside the list's own run), until it is freed.
+// The list is the thread's: the step finds it through tls_reclaim_list.
+thread_local srcu::reclaim_list* tls_reclaim_list = nullptr;
+
+void reclaim_step(srcu::callback_head* h) {
+  element* e = element_of(h);
+  const int p = e->pipe.load(std::memory_order_relaxed) + 1;
+  e->pipe.store(p, std::memory_order_relaxed);
+  if (p >= kPipeLen) {
+    e->owner->owner_run->pool().free(e);
+    return;
+  }
+  tls_reclaim_list->defer(&e->cb, &reclaim_step);
+}
+
+void reclaim_retire(update_ctx& u, element* old) {
+  if (u.w.reclaim == nullptr) {
+    // Small batches and a short interval: more batches, merges and asks
+    // per second than the defaults make.
+    u.w.reclaim = std::make_unique<srcu::reclaim_list>(
+        u.dom, srcu::reclaim_list_options{.batch_size = 4, .max_batches = 16,
+                                          .grace_period_interval = std::chrono::microseconds(200)});
+  }
+  tls_reclaim_list = u.w.reclaim.get();
+  u.w.reclaim->defer(&old->cb, &reclaim_step);
+}
+
+// Between updates: run what is due; leaving: flush (a grace period per
+// round until every element has gone down the pipe).
+void reclaim_advance(update_ctx& u, bool stopping) {
+  if (u.w.reclaim == nullptr) return;
+  tls_reclaim_list = u.w.reclaim.get();
+  if (stopping) {
+    u.w.reclaim->flush();
+  } else {
+    (void)u.w.reclaim->reclaim();
+  }
+}
+
 void cond_wait(update_ctx& u) {
   const srcu::poll_cookie c = u.dom.get_poll_cookie();  // taken before; maybe satisfied meanwhile
   if (u.rand.one_in(4)) sleep_us(u.rand.between(50, 2000));
@@ -174,6 +215,7 @@ const update_ops kUpdateOps[kUpdateOpsCount] = {
     {"cond", "cond_synchronize", nullptr, nullptr, &cond_wait, nullptr, true},
     {"poll", "start_poll", nullptr, nullptr, &poll_wait, nullptr, true},
     {"barrier", nullptr, nullptr, nullptr, &barrier_wait, nullptr, true},
+    {"reclaim", "reclaim_list", nullptr, &reclaim_retire, nullptr, &reclaim_advance, false},
     // --busted=MODE only.
     {"noop", nullptr, "retire through a \"grace period\" that returns at once", nullptr, &busted_noop_wait, nullptr,
      false},

@@ -62,6 +62,7 @@ enum primitive : int {
   kCond,
   kPoll,
   kBarrier,
+  kReclaim,
   kPrimitiveCount,  // the real ones, selectable with --primitives
   kBustedNoop = kPrimitiveCount,
   kBustedEarlyFlip,

@@ -53,6 +53,8 @@ Run shape
                          cond       get_poll_cookie(), then cond_synchronize()
                          poll       start_poll(), then poll() until true
                          barrier    call() of a probe, then barrier(): the probe must have run
+                         reclaim    the writer's own srcu::reclaim_list; the element's function
+                                    runs on the writer and defers it again, one pipe step each
   --seed N             random seed (default: from the clock; printed at the start)
   --stat-interval S    progress line every S seconds (default 5; 0 = none)
   --max-nest N         deepest nesting of reader sections (default 3; 0 = none)

@@ -181,10 +181,10 @@ void run::print_report() {
   }
   const std::uint64_t total_updates = updates();
   line("Updates: %llu (%.0f/s): sync %llu, expedited %llu, call %llu, retire %llu, cond %llu "
-       "(%llu found their cookie done already), poll %llu, barrier %llu, busted %llu",
+       "(%llu found their cookie done already), poll %llu, barrier %llu, reclaim %llu, busted %llu",
        ull(total_updates), total_updates / secs, ull(prim[kSync]), ull(prim[kExpedited]), ull(prim[kCall]),
        ull(prim[kRetire]), ull(prim[kCond]), ull(cond_done), ull(prim[kPoll]), ull(prim[kBarrier]),
-       ull(prim[kBustedNoop] + prim[kBustedEarlyFlip]));
+       ull(prim[kReclaim]), ull(prim[kBustedNoop] + prim[kBustedEarlyFlip]));
 
   std::int64_t longest_all = 0, longest_normal = 0;
   const char* longest_where = "-";

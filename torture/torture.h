@@ -242,6 +242,9 @@ struct writer_state {
   std::unique_ptr<flood_head[]> flood;
   std::size_t flood_size = 0;
   std::deque<early_flip_wait> early_flip;  // --busted=early-flip; snapshots in nondecreasing order
+  // The reclaim primitive: this writer's own list, made by its thread at its
+  // first use of the primitive, flushed when the writer leaves.
+  std::unique_ptr<srcu::reclaim_list> reclaim;
 };
 
 extern std::atomic<run*> g_signal_run;  // the run the SIGUSR1 handler works for

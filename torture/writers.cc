@@ -143,6 +143,7 @@ void run::writer_thread(writer_state& w) {
     fault(kFpWriterBetween, rand);
     if (opt_.fwd_progress) flood_burst(w);
     if (busted != nullptr && busted->advance != nullptr) busted->advance(u, false);
+    kUpdateOps[kReclaim].advance(u, false);
     const primitive p = busted != nullptr ? static_cast<primitive>(busted - kUpdateOps)
                                           : primitives_[next++ % primitives_.size()];
     w.in_primitive.store(p, std::memory_order_relaxed);
@@ -154,6 +155,7 @@ void run::writer_thread(writer_state& w) {
     if (rand.one_in(2)) sleep_us(rand.between(20, 300));
   }
   if (busted != nullptr && busted->advance != nullptr) busted->advance(u, true);
+  kUpdateOps[kReclaim].advance(u, true);
   w.w.done.store(true, std::memory_order_release);
 }
 
