@@ -64,7 +64,6 @@ void reclaim_list::close_open() noexcept {
 }
 
 std::size_t reclaim_list::run(batch b) noexcept {
-  waiting_objects_ -= b.count;
   for (callback_head* h = b.first; h != nullptr;) {
     callback_head* next = h->next;  // before the function frees h
     // The objects waited out a grace period (a millisecond or more) and are
@@ -72,6 +71,7 @@ std::size_t reclaim_list::run(batch b) noexcept {
     if (next != nullptr) __builtin_prefetch(next);
     void (*func)(callback_head*) = h->func;
     h->func = nullptr;  // not queued any more: it may be deferred again
+    --waiting_objects_;  // pending() is exact inside the function too
     func(h);
     h = next;
   }
@@ -102,10 +102,17 @@ void reclaim_list::ask_for_grace_period() noexcept {
   (void)domain_.start_poll();
 }
 
+// Runs first, then closes: a batch closed into a full ring joins the newest
+// and takes a fresh cookie, so closing first would push the newest batch's
+// cookie forward before the batches ahead of it were run (with max_batches
+// 1, at every close: nothing ran until flush()).
 std::size_t reclaim_list::reclaim() noexcept {
-  close_open();
-  if (running_) return 0;  // from inside one of its own functions: the outer run goes on
+  if (running_) {  // from inside one of its own functions: the outer run goes on
+    close_open();
+    return 0;
+  }
   const std::size_t ran = run_done();
+  close_open();  // its fresh cookie cannot be done yet
   ask_for_grace_period();
   return ran;
 }

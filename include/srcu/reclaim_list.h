@@ -55,9 +55,9 @@ struct reclaim_list_options {
   /// batch_size-th defer() closes the batch and reclaims. At least 1.
   std::uint32_t batch_size = 64;
   /// Batches that may wait at once (allocated by the constructor). When all
-  /// wait (a reader holds grace periods up), a closing batch joins the
-  /// newest one, which then waits for the later cookie: defer() never
-  /// allocates and never blocks. At least 1.
+  /// still wait after the done ones ran (a reader holds grace periods up), a
+  /// closing batch joins the newest one, which then waits for the later
+  /// cookie: the list never allocates and never blocks. At least 1.
   std::uint32_t max_batches = 1024;
   /// While anything waits, the list asks the domain for a grace period
   /// (start_poll()) at most this often: each grace period costs a heavy
@@ -77,7 +77,8 @@ class reclaim_list {
 
   /// Queue func(head) to run on this list's owner after a grace period.
   /// O(1); every batch_size-th call also reclaims (runs functions whose
-  /// grace period is over). Never allocates, never blocks.
+  /// grace period is over). The list itself never allocates and never
+  /// blocks; the functions it runs may.
   void defer(callback_head* head, void (*func)(callback_head*)) noexcept {
     if (head == nullptr || func == nullptr || head->func != nullptr) [[unlikely]] {
       bad_defer(head, func);
@@ -100,10 +101,11 @@ class reclaim_list {
   std::size_t reclaim() noexcept;
 
   /// Waits for a grace period and runs everything deferred, including what
-  /// the functions defer meanwhile.
+  /// the functions defer meanwhile (a grace period per round: a function
+  /// that always defers again keeps flush() going for ever).
   void flush();
 
-  /// Deferred, not yet run.
+  /// Deferred, not yet run (inside a function: not counting it).
   [[nodiscard]] std::size_t pending() const noexcept { return open_.count + waiting_objects_; }
 
   [[nodiscard]] domain& get_domain() const noexcept { return domain_; }

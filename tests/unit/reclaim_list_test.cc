@@ -136,6 +136,97 @@ TEST(ReclaimList, AFullRingMergesBatchesInsteadOfBlocking) {
   EXPECT_EQ(order, iota(100));
 }
 
+TEST(ReclaimList, OneBatchSlotStillFreesAStream) {
+  // With every slot taken by a batch that is done, a closing batch must not
+  // join it (that pushed its cookie forward at every close: nothing ran).
+  srcu::domain d({.name = "reclaim-one-slot"});
+  std::vector<int> order;
+  std::deque<item> items;
+  srcu::reclaim_list l(d, {.batch_size = 4, .max_batches = 1, .grace_period_interval = 0us});
+  watchdog dog("a one-slot reclaim_list to run something while defers keep coming");
+  while (order.empty()) {
+    items.push_back(item{{}, static_cast<int>(items.size()), &order});
+    l.defer(&items.back().head, record);
+    if (items.size() % 4 == 0) std::this_thread::sleep_for(200us);
+  }
+  l.flush();
+  EXPECT_EQ(order, iota(static_cast<int>(items.size())));
+}
+
+TEST(ReclaimList, AFullRingRunsItsDoneBatchBeforeTheNextOneCloses) {
+  srcu::domain d({.name = "reclaim-merge"});
+  std::vector<int> order;
+  std::vector<item> items = numbered(2, order);
+  srcu::reclaim_list l(d, {.batch_size = 1, .max_batches = 1, .grace_period_interval = 0us});
+  l.defer(&items[0].head, record);  // closes batch A with cookie a
+  {
+    watchdog dog("a grace period after the first batch's cookie");
+    const srcu::poll_cookie after = d.start_poll();
+    while (!d.poll(after)) std::this_thread::sleep_for(100us);
+  }
+  held_reader reader(d);  // began after a's grace period, before B is deferred
+  // B's close runs A (done) first, then takes the slot: B must wait for the reader.
+  l.defer(&items[1].head, record);
+  for (int i = 0; i < 100; ++i) {
+    (void)l.reclaim();
+    std::this_thread::sleep_for(100us);
+  }
+  EXPECT_EQ(order, std::vector<int>({0})) << "B ran with a reader inside that began before it was deferred";
+  reader.release();
+  reclaim_until_empty(l, "the second batch after the reader left");
+  EXPECT_EQ(order, std::vector<int>({0, 1}));
+}
+
+TEST(ReclaimList, ADeferredAgainHeadDoesNotDragItsOldSuccessor) {
+  srcu::domain d({.name = "reclaim-relink"});
+  std::vector<int> order;
+  std::vector<item> items = numbered(3, order);
+  srcu::reclaim_list l(d);
+  for (item& it : items) l.defer(&it.head, record);
+  l.flush();
+  l.defer(&items[1].head, record);  // its next still pointed at item 2
+  l.flush();
+  EXPECT_EQ(order, std::vector<int>({0, 1, 2, 1}));
+}
+
+TEST(ReclaimList, AsksForAGracePeriodAtMostOncePerInterval) {
+  srcu::domain d({.name = "reclaim-interval"});
+  std::vector<int> order;
+  std::vector<item> items = numbered(1, order);
+  srcu::reclaim_list l(d, {.grace_period_interval = std::chrono::hours(1)});
+  held_reader reader(d);  // the one grace period asked for cannot end meanwhile
+  l.defer(&items[0].head, record);
+  for (int i = 0; i < 1'000; ++i) (void)l.reclaim();
+  reader.release();
+  // One start_poll() in the hour: its grace period, and no other, ends.
+  srcu_test::watchdog dog("the one grace period the list asked for");
+  while (d.grace_periods_completed() < 1) std::this_thread::sleep_for(100us);
+  std::this_thread::sleep_for(20ms);  // any further one asked for would have ended by now
+  EXPECT_EQ(d.grace_periods_completed(), 1u) << "the list asked more than once per interval";
+}
+
+TEST(ReclaimList, PendingIsExactInsideAFunction) {
+  srcu::domain d({.name = "reclaim-pending"});
+  struct seen_item {
+    srcu::callback_head head;
+    srcu::reclaim_list* list = nullptr;
+    std::vector<std::size_t>* seen = nullptr;
+  };
+  std::vector<std::size_t> seen;
+  std::vector<seen_item> items(8);
+  srcu::reclaim_list l(d);
+  for (seen_item& it : items) {
+    it.list = &l;
+    it.seen = &seen;
+    l.defer(&it.head, [](srcu::callback_head* h) {
+      seen_item* self = srcu::owner_of(h, &seen_item::head);
+      self->seen->push_back(self->list->pending());
+    });
+  }
+  l.flush();
+  EXPECT_EQ(seen, std::vector<std::size_t>({7, 6, 5, 4, 3, 2, 1, 0}));
+}
+
 // A function that defers another object onto the same list, once.
 struct chained {
   srcu::callback_head head;
@@ -274,13 +365,19 @@ TEST_F(ReclaimListMisuse, FlushFromItsOwnFunctionAborts) {
       "domain 'rl-flush': reclaim_list::flush\\(\\) or its destructor from inside one of its own");
 }
 
-TEST_F(ReclaimListMisuse, ZeroBatchSizeAborts) {
+TEST_F(ReclaimListMisuse, ZeroBatchSizeOrSlotsAborts) {
   EXPECT_DEATH(
       {
         srcu::domain d({.name = "rl-zero"});
         srcu::reclaim_list l(d, {.batch_size = 0});
       },
       "domain 'rl-zero': reclaim_list: reclaim_list_options::batch_size and max_batches");
+  EXPECT_DEATH(
+      {
+        srcu::domain d({.name = "rl-zero-slots"});
+        srcu::reclaim_list l(d, {.max_batches = 0});
+      },
+      "domain 'rl-zero-slots': reclaim_list: reclaim_list_options::batch_size and max_batches");
 }
 
 }  // namespace
