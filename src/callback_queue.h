@@ -58,6 +58,15 @@ class callback_queue : public grace_periods {
 
   void fill_stats(domain_stats& s) const noexcept;
 
+  // srcu::reclaim_list objects on this domain (reclaim_list.cc), which flush
+  // into it when destroyed: ~domain() refuses to go while one exists.
+  // Counted up to kManyReclaimLists; from there on no longer counted (and
+  // not checked).
+  static constexpr std::uint16_t kManyReclaimLists = 0xffff;
+  void reclaim_list_made() noexcept;
+  void reclaim_list_gone() noexcept;
+  std::uint16_t reclaim_lists() const noexcept { return cb_reclaim_lists.load(std::memory_order_acquire); }
+
   // fork child (fork.cc): inherited callbacks run in the parent, so the
   // child's copies are discarded and their tickets settled.
   void child_after_fork() noexcept SRCU_REQUIRES(mutex);
@@ -101,6 +110,7 @@ class callback_queue : public grace_periods {
   // has these bytes).
   std::atomic<bool> cb_staged{false};                  // call() since the engine last drained
   bool cb_batch_out SRCU_GUARDED_BY(mutex) = false;    // one batch per domain out
+  std::atomic<std::uint16_t> cb_reclaim_lists{0};      // reclaim_lists(); in the flags' padding
 };
 
 }  // namespace srcu::detail

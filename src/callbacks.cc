@@ -669,6 +669,11 @@ void callback_queue::child_after_fork() noexcept {
   cb_gp_waiting.store(0, std::memory_order_relaxed);
   cb_hurry.store(0, std::memory_order_relaxed);
   cb_completing.store(0, std::memory_order_relaxed);
+  // The lists of threads that did not come along never flush: which of the
+  // counted lists those were is not known, so the child stops counting.
+  if (cb_reclaim_lists.load(std::memory_order_relaxed) != 0) {
+    cb_reclaim_lists.store(kManyReclaimLists, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace srcu::detail

@@ -313,6 +313,16 @@ domain::~domain() {
   if (s->thread_in_reader()) {
     die(s->name, "destroyed inside one of its own read-side critical sections");
   }
+  // Fence RL (reclaim_list.cc): the acquire load pairs with the release
+  // decrement of a list's destructor.
+  if (const std::uint16_t lists = s->reclaim_lists();
+      lists != 0 && lists != callback_queue::kManyReclaimLists) {
+    message m;
+    m << "srcu: domain '" << s->name << "': destroyed while " << unsigned{lists}
+      << " srcu::reclaim_list object(s) on it still exist (a list flushes into its domain when "
+         "it is destroyed: destroy the lists first)";
+    die(m);
+  }
   // Readers first: one still inside would hold up the grace periods that
   // queued callbacks need, and ~domain() would hang in barrier() instead of
   // saying what is wrong.

@@ -87,6 +87,7 @@ struct state_maker {
   // a message naming the domain, then abort (the caller may not throw).
   static domain_state* create(domain& d) noexcept;
   static void ask(domain& d, std::uint8_t what) noexcept { d.ask_engine(what); }
+  static domain_state& made(domain& d) { return d.made_state(); }  // created first if need be
   // Fence SP: the release store that makes a state visible; pairs with
   // domain::state()'s acquire load. Without it a thread that finds the
   // pointer could read the state's fields before their construction.

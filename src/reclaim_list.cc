@@ -11,12 +11,37 @@
 #include <algorithm>
 
 #include "diagnostics.h"
+#include "domain_state.h"
 #include "futex.h"
+
+namespace srcu::detail {
+
+// Fence RL: the release decrement (after the list's last touch of the
+// domain, its flush) pairs with ~domain()'s acquire load in reclaim_lists();
+// without it ~domain() could free the state while the flush still reads it.
+void callback_queue::reclaim_list_made() noexcept {
+  std::uint16_t n = cb_reclaim_lists.load(std::memory_order_relaxed);
+  while (n != kManyReclaimLists &&
+         !cb_reclaim_lists.compare_exchange_weak(n, static_cast<std::uint16_t>(n + 1),
+                                                 std::memory_order_relaxed)) {
+  }
+}
+
+void callback_queue::reclaim_list_gone() noexcept {
+  std::uint16_t n = cb_reclaim_lists.load(std::memory_order_relaxed);
+  while (n != kManyReclaimLists &&
+         !cb_reclaim_lists.compare_exchange_weak(n, static_cast<std::uint16_t>(n - 1),
+                                                 std::memory_order_release)) {  // RL
+  }
+}
+
+}  // namespace srcu::detail
 
 namespace srcu {
 
 using detail::die;
 using detail::monotonic_ns;
+using detail::state_maker;
 
 reclaim_list::reclaim_list(domain& d, const reclaim_list_options& options)
     : domain_(d),
@@ -29,9 +54,13 @@ reclaim_list::reclaim_list(domain& d, const reclaim_list_options& options)
     die(d.name(), "reclaim_list: reclaim_list_options::batch_size and max_batches must be at least 1");
   }
   ring_ = std::make_unique<batch[]>(max_batches_);
+  state_maker::made(d).reclaim_list_made();
 }
 
-reclaim_list::~reclaim_list() { flush(); }
+reclaim_list::~reclaim_list() {
+  flush();
+  detail::domain_state::of(domain_)->reclaim_list_gone();  // made by the constructor
+}
 
 void reclaim_list::bad_defer(const callback_head* head, void (*func)(callback_head*)) const noexcept {
   if (head == nullptr || func == nullptr) {

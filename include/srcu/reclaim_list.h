@@ -33,7 +33,9 @@
 ///    list's own functions aborts with a message.
 ///  - The destructor flushes: it waits for a grace period (synchronize())
 ///    and runs everything, so it must not run inside a read-side critical
-///    section of the domain, and the domain must outlive the list.
+///    section of the domain, and the domain must outlive the list:
+///    ~domain() aborts with a message while a list on it exists (not
+///    checked in a fork child, where other threads' lists never go).
 ///  - Nothing is freed while the owner neither defers nor reclaims: call
 ///    reclaim() now and then, or flush().
 #pragma once

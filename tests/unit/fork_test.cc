@@ -307,3 +307,34 @@ TEST(Fork, ForkWhileAnotherThreadCreatesTheDefaultDomain) {
 }
 
 }  // namespace
+
+namespace {
+
+// A reclaim_list of a thread that does not exist in the child never flushes
+// there, so the child may destroy the domain (~domain() otherwise refuses
+// while a list exists).
+TEST(Fork, ChildMayDestroyADomainWithAVanishedThreadsReclaimList) {
+  SKIP_UNDER_TSAN();
+  auto d = std::make_unique<srcu::domain>(srcu::domain_options{.name = "fork-reclaim"});
+  let_engine_start(*d);
+  static srcu::callback_head head;
+  static std::atomic<int> ran{0};
+  flag ready, leave;
+  std::thread owner([&] {
+    srcu::reclaim_list l(*d);
+    l.defer(&head, [](srcu::callback_head*) { ran.fetch_add(1); });
+    ready.set();
+    ASSERT_TRUE(leave.wait());
+  });  // flushes when it leaves: after the fork, in the parent only
+  ASSERT_TRUE(ready.wait());
+  const int status = run_in_child([&] {
+    d.reset();
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "the child's ~domain() refused a list of a thread it does not have";
+  leave.set();
+  owner.join();
+  EXPECT_EQ(ran.load(), 1);
+}
+
+}  // namespace

@@ -365,6 +365,33 @@ TEST_F(ReclaimListMisuse, FlushFromItsOwnFunctionAborts) {
       "domain 'rl-flush': reclaim_list::flush\\(\\) or its destructor from inside one of its own");
 }
 
+TEST_F(ReclaimListMisuse, DestroyingTheDomainBeforeItsListAborts) {
+  EXPECT_DEATH(
+      {
+        auto d = std::make_unique<srcu::domain>(srcu::domain_options{.name = "rl-order"});
+        srcu::reclaim_list l(*d);
+        d.reset();
+      },
+      "domain 'rl-order': destroyed while 1 srcu::reclaim_list object\\(s\\) on it still exist");
+}
+
+TEST(ReclaimList, ADomainGoesOnceItsListsAreGone) {
+  auto d = std::make_unique<srcu::domain>(srcu::domain_options{.name = "reclaim-order"});
+  std::vector<int> order;
+  std::vector<item> items = numbered(3, order);
+  {
+    srcu::reclaim_list a(*d), b(*d);
+    a.defer(&items[0].head, record);
+    b.defer(&items[1].head, record);
+  }
+  srcu::reclaim_list c(*d);
+  c.defer(&items[2].head, record);
+  c.flush();
+  // c still exists: destroying the domain now would abort (the death test
+  // above); after c, it goes.
+  EXPECT_EQ(order.size(), 3u);
+}
+
 TEST_F(ReclaimListMisuse, ZeroBatchSizeOrSlotsAborts) {
   EXPECT_DEATH(
       {
