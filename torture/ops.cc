@@ -120,7 +120,7 @@ void reclaim_advance(update_ctx& u, bool stopping) {
   if (u.w.reclaim == nullptr) return;
   tls_reclaim_list = u.w.reclaim.get();
   if (stopping) {
-    u.w.reclaim->flush();
+    u.w.reclaim.reset();  // flushes; the list goes before its domain does
   } else {
     (void)u.w.reclaim->reclaim();
   }
