@@ -71,6 +71,8 @@ struct reclaim_list_options {
 /// A thread's own deferred frees on one domain; see reclaim_list.h.
 class reclaim_list {
  public:
+  /// An empty list on `d` (allocates its ring of options.max_batches). `d`
+  /// must outlive it. Aborts with a message if batch_size or max_batches is 0.
   explicit reclaim_list(domain& d, const reclaim_list_options& options = {});
   /// flush(). Not inside a read-side critical section of the domain.
   ~reclaim_list();
@@ -110,6 +112,7 @@ class reclaim_list {
   /// Deferred, not yet run (inside a function: not counting it).
   [[nodiscard]] std::size_t pending() const noexcept { return open_.count + waiting_objects_; }
 
+  /// The domain whose grace periods this list waits for.
   [[nodiscard]] domain& get_domain() const noexcept { return domain_; }
 
  private:
