@@ -11,6 +11,11 @@
 //  - every callback runs exactly once: a second run traps at once; barrier()
 //    returns only after every callback queued before it (by this worker, or
 //    in an earlier round) ran; ~domain() only after all of the domain's ran;
+//  - a worker's reclaim_list (one per worker and domain, small batches and
+//    rings so that merging is common) runs each deferred function once, on
+//    its owner's thread (or the fuzzing thread, which destroys the lists
+//    before their domain), never while a section the owner opened before
+//    the defer() is still open, and all of them by the end of flush();
 //  - poll(cookie) never goes from true back to false;
 //  - grace_periods_completed() never decreases, and synchronize() completes
 //    at least one grace period;
@@ -46,6 +51,7 @@
 #include "srcu/domain.h"
 #include "srcu/rcu.h"
 #include "srcu/read_guard.h"
+#include "srcu/reclaim_list.h"
 
 namespace srcu_fuzz {
 namespace {
@@ -110,6 +116,8 @@ class thread_executor final : public srcu::executor {
 // the node itself; the others just count their run here.
 struct cb_node : srcu::callback_head {
   std::atomic<std::uint32_t> runs{0};
+  int pin = -1;    // defer(): a token open at the defer() that must close first
+  int owner = -1;  // defer(): the worker whose list holds it
 };
 
 struct cookie_record {
@@ -125,6 +133,13 @@ struct state {
   std::array<cookie_record, kMaxCookies> cookies;
   std::array<cb_node, kMaxNodes> nodes;
   std::atomic<std::uint64_t> callbacks_run{0};
+  // Per token: its section is open. Set after the lock, cleared before the
+  // unlock, so a deferred function that runs after a grace period that the
+  // section held up reads false.
+  std::array<std::atomic<bool>, kMaxTokens> open{};
+  // The workers' reclaim_lists, made on first use by their owner and
+  // destroyed by the fuzzing thread before their domain.
+  std::array<std::array<std::unique_ptr<srcu::reclaim_list>, kMaxInstances>, kWorkers> lists;
 };
 
 // Created once, never destroyed: threads of the library and of this file
@@ -142,6 +157,17 @@ void ran(cb_node* n) noexcept {
 }
 
 void on_callback(srcu::callback_head* head) { ran(static_cast<cb_node*>(head)); }
+
+void on_deferred(srcu::callback_head* head) {
+  cb_node* n = static_cast<cb_node*>(head);
+  if (tls_worker != n->owner && tls_worker != -1) {
+    fail("reclaim_list ran a function on another worker's thread");
+  }
+  if (n->pin >= 0 && g_state->open[static_cast<std::size_t>(n->pin)].load(std::memory_order_acquire)) {
+    fail("reclaim_list ran a function while a section opened before its defer() is still open");
+  }
+  ran(n);
+}
 
 struct counting_delete {
   cb_node* node;
@@ -263,6 +289,32 @@ void barrier(const op& o, srcu::domain& d) {
   }
 }
 
+// This worker's list on the op's domain. Its shape varies with the instance:
+// batches of 1-3, rings of 1-2 (full rings merge), a grace period asked for
+// at every reclaim.
+srcu::reclaim_list& list_of(const op& o, srcu::domain& d) {
+  std::unique_ptr<srcu::reclaim_list>& l = g_state->lists[static_cast<std::size_t>(tls_worker)][o.instance];
+  if (!l) {
+    srcu::reclaim_list_options options;
+    options.batch_size = 1 + o.instance % 3u;
+    options.max_batches = 1 + o.instance % 2u;
+    options.grace_period_interval = std::chrono::microseconds(0);
+    l = std::make_unique<srcu::reclaim_list>(d, options);
+  }
+  return *l;
+}
+
+void reclaim_flush(const op& o, srcu::domain& d) {
+  list_of(o, d).flush();
+  for (std::uint32_t i = 0; i < o.check_count; ++i) {
+    const cb_node& n = g_state->nodes[g_state->prog->checks[o.check_begin + i]];
+    if (n.runs.load(std::memory_order_acquire) != 1) {
+      fail("reclaim_list::flush() returned before an object deferred onto it ran");
+    }
+  }
+  if (list_of(o, d).pending() != 0) fail("reclaim_list::pending() not 0 after flush()");
+}
+
 [[noreturn]] void misuse(const op& o, srcu::domain& d) {
   switch (static_cast<misuse_kind>(o.arg)) {
     case misuse_kind::default_token:
@@ -295,12 +347,30 @@ void run_op(const op& o) {
   state& s = *g_state;
   srcu::domain& d = *s.domains[o.instance];
   switch (o.kind) {
-    case op_kind::read_lock: s.tokens[o.arg] = d.read_lock(); break;
-    case op_kind::read_unlock: d.read_unlock(s.tokens[o.arg]); break;
-    case op_kind::signal_lock: s.tokens[o.arg] = d.read_lock_signal_safe(); break;
-    case op_kind::signal_unlock: d.read_unlock_signal_safe(s.tokens[o.arg]); break;
-    case op_kind::down_read: s.tokens[o.arg] = d.down_read(); break;
-    case op_kind::up_read: d.up_read(s.tokens[o.arg]); break;
+    case op_kind::read_lock:
+      s.tokens[o.arg] = d.read_lock();
+      s.open[o.arg].store(true, std::memory_order_relaxed);
+      break;
+    case op_kind::read_unlock:
+      s.open[o.arg].store(false, std::memory_order_release);
+      d.read_unlock(s.tokens[o.arg]);
+      break;
+    case op_kind::signal_lock:
+      s.tokens[o.arg] = d.read_lock_signal_safe();
+      s.open[o.arg].store(true, std::memory_order_relaxed);
+      break;
+    case op_kind::signal_unlock:
+      s.open[o.arg].store(false, std::memory_order_release);
+      d.read_unlock_signal_safe(s.tokens[o.arg]);
+      break;
+    case op_kind::down_read:
+      s.tokens[o.arg] = d.down_read();
+      s.open[o.arg].store(true, std::memory_order_relaxed);
+      break;
+    case op_kind::up_read:
+      s.open[o.arg].store(false, std::memory_order_release);
+      d.up_read(s.tokens[o.arg]);
+      break;
     case op_kind::lock: d.lock(); break;
     case op_kind::try_lock:
       if (!d.try_lock()) fail("try_lock() failed");
@@ -335,6 +405,15 @@ void run_op(const op& o) {
       }
       break;
     case op_kind::gp_count: check_gp_count(o.instance, d); break;
+    case op_kind::defer: {
+      cb_node* n = &s.nodes[o.arg];
+      n->pin = (o.flags & kPinned) != 0 ? o.other : -1;
+      n->owner = tls_worker;
+      list_of(o, d).defer(n, &on_deferred);
+      break;
+    }
+    case op_kind::reclaim: (void)list_of(o, d).reclaim(); break;
+    case op_kind::reclaim_flush: reclaim_flush(o, d); break;
     case op_kind::misuse: misuse(o, d);
   }
 }
@@ -405,7 +484,10 @@ void reset(state& s, const program& p) {
     s.nodes[i].next = nullptr;
     s.nodes[i].func = nullptr;
     s.nodes[i].runs.store(0, std::memory_order_relaxed);
+    s.nodes[i].pin = -1;
+    s.nodes[i].owner = -1;
   }
+  for (std::atomic<bool>& o : s.open) o.store(false, std::memory_order_relaxed);
   for (std::size_t i = 0; i < p.cookie_count; ++i) {
     s.cookies[i].cookie = srcu::poll_cookie();
     s.cookies[i].done.store(false, std::memory_order_relaxed);
@@ -425,6 +507,9 @@ void apply(const domain_action& a, const program& p) {
     s.gp_floor[a.instance].store(0, std::memory_order_relaxed);
     return;
   }
+  // The lists first (~domain() aborts while one exists); each flushes. The
+  // workers are between rounds: the join ordered their last use before this.
+  for (auto& per_worker : s.lists) per_worker[a.instance].reset();
   s.domains[a.instance].reset();
   for (std::size_t i = 0; i < p.node_instance.size(); ++i) {
     if (p.node_instance[i] == a.instance &&

@@ -14,6 +14,8 @@ CODES = {name: i for i, name in enumerate([
     "call_head", "call_lambda", "retire", "retire_obj",
     "get_cookie", "start_poll", "poll", "gp_count",
     "end_round", "create", "destroy"])}
+CODES["reclaim_flush"] = 29
+CODES["defer"] = 30  # choice & 3 == 3: reclaim()
 CODES["misuse"] = 31
 
 
@@ -70,6 +72,16 @@ SEEDS = {
         ("synchronize_expedited", 0, 1), ("synchronize", 1, 0), ("synchronize", 2, 2),
         ("call_head", 0, 2), ("barrier", 1, 2), ("read_unlock", 0, 0), "end_round",
         ("down_read", 0, 2), ("synchronize_expedited", 1, 2), ("gp_count", 2, 2)),
+    # Each worker's reclaim_list: defers inside and outside its own sections
+    # (pinned), reclaims, a flush, and lists alive when their domain goes.
+    "reclaim_list": program(setup(2, (0, 1, 0)),
+        ("read_lock", 0, 0), ("defer", 0, 0), ("defer", 0, 0), ("defer", 0, 0, 3),
+        ("signal_lock", 1, 1), ("defer", 1, 1), ("defer", 1, 1, 3), ("signal_unlock", 1, 1),
+        ("defer", 2, 0), ("defer", 2, 0), ("reclaim_flush", 2, 0), ("defer", 0, 0, 3),
+        ("read_unlock", 0, 0), ("defer", 0, 0), "end_round",
+        ("down_read", 0, 1), ("defer", 0, 1), ("defer", 0, 1), "end_round",
+        ("up_read", 1, 1), ("defer", 0, 1, 3), ("reclaim_flush", 0, 1), ("defer", 1, 0),
+        ("destroy", 0, 0), ("defer", 2, 1)),
 }
 
 # Each must make srcu abort with "srcu: domain '...'" (SRCU_FUZZ_MISUSE=1).

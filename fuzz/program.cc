@@ -16,11 +16,12 @@ enum class code : std::uint8_t {
   synchronize, synchronize_expedited, cond_synchronize, barrier,
   call_head, call_lambda, retire, retire_obj,
   get_cookie, start_poll, poll, gp_count,
-  end_round, create, destroy, misuse,
+  end_round, create, destroy, defer, reclaim_flush, misuse,
 };
 
 // op & 31 -> code. The reader and call() codes appear twice: they are the
-// bulk of real use and what makes the updaters' waits interesting.
+// bulk of real use and what makes the updaters' waits interesting. Code 30
+// is the worker's reclaim_list: defer(), or reclaim() when choice & 3 is 3.
 constexpr code kCodes[32] = {
     code::read_lock,      code::read_unlock,  code::signal_lock,  code::signal_unlock,
     code::down_read,      code::up_read,      code::lock,         code::try_lock,
@@ -30,7 +31,7 @@ constexpr code kCodes[32] = {
     code::get_cookie,     code::start_poll,   code::poll,         code::gp_count,
     code::end_round,      code::create,       code::destroy,
     code::read_lock,      code::read_unlock,  code::down_read,    code::up_read,
-    code::call_head,      code::poll,
+    code::reclaim_flush,  code::defer,
     code::misuse,  // a lock() unless in misuse mode
 };
 
@@ -72,6 +73,7 @@ struct node_info {
   int instance;
   int worker;
   std::uint32_t round;
+  bool deferred;  // on the worker's reclaim_list, not call()ed: barrier() does not cover it
 };
 
 // domain::lock() nesting of one worker on one slot.
@@ -181,6 +183,14 @@ class decoder {
         break;
       case code::cond_synchronize: blocking(w, inst, op_kind::cond_synchronize, choice); break;
       case code::barrier: blocking(w, inst, op_kind::barrier, choice); break;
+      case code::reclaim_flush: blocking(w, inst, op_kind::reclaim_flush, choice); break;
+      case code::defer:
+        if ((choice & 3) == 3) {
+          emit(w, make_op(op_kind::reclaim, inst));
+        } else {
+          defer(w, inst);
+        }
+        break;
       case code::call_head: queue_callback(w, inst, op_kind::call_head); break;
       case code::call_lambda: queue_callback(w, inst, op_kind::call_lambda); break;
       case code::retire: queue_callback(w, inst, op_kind::retire); break;
@@ -290,10 +300,14 @@ class decoder {
 
     op o = make_op(kind, inst, cookie == kNone ? 0 : static_cast<unsigned>(cookie));
     o.check_begin = static_cast<std::uint32_t>(prog_.checks.size());
-    if (kind == op_kind::barrier) {
+    if (kind == op_kind::barrier || kind == op_kind::reclaim_flush) {
+      // barrier(): what call() queued before it; flush(): what this worker
+      // deferred onto its own list (one list per worker and domain).
+      const bool deferred = kind == op_kind::reclaim_flush;
       for (std::size_t n = 0; n < nodes_.size(); ++n) {
         const node_info& k = nodes_[n];
-        if (k.instance == inst && (k.round < round_no_ || k.worker == w)) {
+        if (k.instance == inst && k.deferred == deferred &&
+            (deferred ? k.worker == w : (k.round < round_no_ || k.worker == w))) {
           prog_.checks.push_back(static_cast<std::uint16_t>(n));
         }
       }
@@ -311,11 +325,35 @@ class decoder {
     ++blocking_ops_;
   }
 
-  void queue_callback(int w, int inst, op_kind kind) {
-    if (nodes_.size() >= kMaxNodes) return;
-    nodes_.push_back({inst, w, round_no_});
+  // A node queued by call(), retire() or the worker's reclaim_list; index.
+  int add_node(int w, int inst, bool deferred) {
+    if (nodes_.size() >= kMaxNodes) return kNone;
+    nodes_.push_back({inst, w, round_no_, deferred});
     prog_.node_instance.push_back(static_cast<std::uint8_t>(inst));
-    emit(w, make_op(kind, inst, static_cast<unsigned>(nodes_.size() - 1)));
+    return static_cast<int>(nodes_.size() - 1);
+  }
+
+  void queue_callback(int w, int inst, op_kind kind) {
+    const int n = add_node(w, inst, false);
+    if (n != kNone) emit(w, make_op(kind, inst, static_cast<unsigned>(n)));
+  }
+
+  // defer() onto w's list. Pinned: a section of this domain that w opened
+  // itself and holds now (so it began before the defer in program order):
+  // the function must not run while it is open, whoever closes it.
+  void defer(int w, int inst) {
+    const int n = add_node(w, inst, true);
+    if (n == kNone) return;
+    op o = make_op(op_kind::defer, inst, static_cast<unsigned>(n));
+    for (std::size_t t = tokens_.size(); t-- > 0;) {
+      const token_info& k = tokens_[t];
+      if (k.open && k.owner == w && k.opener == w && k.instance == inst) {
+        o.flags |= kPinned;
+        o.other = static_cast<std::uint8_t>(t);
+        break;
+      }
+    }
+    emit(w, o);
   }
 
   // --- Polled grace periods ------------------------------------------------------
@@ -470,7 +508,8 @@ const char* op_name(op_kind kind) noexcept {
       "lock", "try_lock", "unlock", "guarded_section",
       "synchronize", "synchronize_expedited", "cond_synchronize", "barrier",
       "call_head", "call_lambda", "retire", "retire_obj",
-      "get_cookie", "start_poll", "poll", "gp_count", "misuse"};
+      "get_cookie", "start_poll", "poll", "gp_count",
+      "defer", "reclaim", "reclaim_flush", "misuse"};
   static_assert(std::size(kNames) == static_cast<std::size_t>(op_kind::misuse) + 1);
   return kNames[static_cast<int>(kind)];
 }
@@ -488,7 +527,9 @@ void print(const program& p, std::FILE* out) {
       for (const op& o : p.rounds[r].ops[w]) {
         std::fprintf(out, " %s(d%u,%u%s)", op_name(o.kind),
                      unsigned{o.instance}, unsigned{o.arg},
-                     (o.flags & kExpectPending) != 0 ? ",pending" : "");
+                     (o.flags & kExpectPending) != 0 ? ",pending"
+                     : (o.flags & kPinned) != 0     ? ",pinned"
+                                                    : "");
       }
     }
     std::fprintf(out, "\n");

@@ -26,7 +26,9 @@
 //    order, so blocked threads never wait on each other in a cycle;
 //  - every section of a domain that had a blocking call in a round is closed
 //    by the end of that round (nobody waits on a worker that sits idle);
-//  - a domain is destroyed between rounds, after all its sections ended;
+//  - a domain is destroyed between rounds, after all its sections ended,
+//    and after the workers' reclaim_lists on it (each flushes);
+//  - reclaim_list::flush() is a blocking call (it waits for grace periods);
 //  - at the end every section is closed and every domain destroyed.
 // With `misuse` set, code 31 becomes one deliberate misuse (the last op).
 #pragma once
@@ -73,6 +75,9 @@ enum class op_kind : std::uint8_t {
   start_poll,             // arg: cookie
   poll,                   // arg: cookie or kDefaultCookie
   gp_count,               // grace_periods_completed() monotonic
+  defer,                  // the worker's reclaim_list::defer(); arg: node; kPinned: other = token
+  reclaim,                // the worker's reclaim_list::reclaim()
+  reclaim_flush,          // the worker's reclaim_list::flush(); checks: nodes
   misuse,                 // arg: misuse_kind; other: second domain
 };
 
@@ -88,12 +93,15 @@ inline constexpr int kMisuseKinds = 5;
 // op::flags
 inline constexpr std::uint8_t kExpectPending = 1;  // poll: a reader that began before
                                                    // the cookie is still inside
+inline constexpr std::uint8_t kPinned = 2;  // defer: token `other`, opened by this worker
+                                            // before the defer(), is open: the function
+                                            // must not run while it stays open
 
 struct op {
   op_kind kind{};
   std::uint8_t instance = 0;  // domain instance
   std::uint8_t flags = 0;
-  std::uint8_t other = 0;  // misuse foreign_token: the token's domain instance
+  std::uint8_t other = 0;  // misuse foreign_token: the token's domain instance; defer: token
   std::uint16_t arg = 0;
   std::uint16_t check_count = 0;  // entries of program::checks to verify afterwards
   std::uint32_t check_begin = 0;
