@@ -343,34 +343,27 @@ void reclaim_flush(const op& o, srcu::domain& d) {
   fail("a deliberate misuse was not reported (SRCU_DEBUG off?)");
 }
 
+// A section's token and open flag: set after its lock, cleared before its
+// unlock (on_deferred() reads the flag).
+void opened(const op& o, srcu::read_token t) {
+  g_state->tokens[o.arg] = t;
+  g_state->open[o.arg].store(true, std::memory_order_relaxed);
+}
+srcu::read_token closing(const op& o) {
+  g_state->open[o.arg].store(false, std::memory_order_release);
+  return g_state->tokens[o.arg];
+}
+
 void run_op(const op& o) {
   state& s = *g_state;
   srcu::domain& d = *s.domains[o.instance];
   switch (o.kind) {
-    case op_kind::read_lock:
-      s.tokens[o.arg] = d.read_lock();
-      s.open[o.arg].store(true, std::memory_order_relaxed);
-      break;
-    case op_kind::read_unlock:
-      s.open[o.arg].store(false, std::memory_order_release);
-      d.read_unlock(s.tokens[o.arg]);
-      break;
-    case op_kind::signal_lock:
-      s.tokens[o.arg] = d.read_lock_signal_safe();
-      s.open[o.arg].store(true, std::memory_order_relaxed);
-      break;
-    case op_kind::signal_unlock:
-      s.open[o.arg].store(false, std::memory_order_release);
-      d.read_unlock_signal_safe(s.tokens[o.arg]);
-      break;
-    case op_kind::down_read:
-      s.tokens[o.arg] = d.down_read();
-      s.open[o.arg].store(true, std::memory_order_relaxed);
-      break;
-    case op_kind::up_read:
-      s.open[o.arg].store(false, std::memory_order_release);
-      d.up_read(s.tokens[o.arg]);
-      break;
+    case op_kind::read_lock: opened(o, d.read_lock()); break;
+    case op_kind::read_unlock: d.read_unlock(closing(o)); break;
+    case op_kind::signal_lock: opened(o, d.read_lock_signal_safe()); break;
+    case op_kind::signal_unlock: d.read_unlock_signal_safe(closing(o)); break;
+    case op_kind::down_read: opened(o, d.down_read()); break;
+    case op_kind::up_read: d.up_read(closing(o)); break;
     case op_kind::lock: d.lock(); break;
     case op_kind::try_lock:
       if (!d.try_lock()) fail("try_lock() failed");
