@@ -19,9 +19,10 @@ enum class code : std::uint8_t {
   end_round, create, destroy, defer, reclaim_flush, misuse,
 };
 
-// op & 31 -> code. The reader and call() codes appear twice: they are the
-// bulk of real use and what makes the updaters' waits interesting. Code 30
-// is the worker's reclaim_list: defer(), or reclaim() when choice & 3 is 3.
+// op & 31 -> code. The reader codes appear twice: they are the bulk of real
+// use and what makes the updaters' waits interesting. Codes 29 and 30 are
+// the worker's reclaim_list on the domain: flush(); defer(), or reclaim()
+// when choice & 3 is 3.
 constexpr code kCodes[32] = {
     code::read_lock,      code::read_unlock,  code::signal_lock,  code::signal_unlock,
     code::down_read,      code::up_read,      code::lock,         code::try_lock,
