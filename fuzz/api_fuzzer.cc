@@ -339,6 +339,20 @@ void reclaim_flush(const op& o, srcu::domain& d) {
       d.read_unlock(t);
       break;
     }
+    case misuse_kind::defer_twice: {
+      static cb_node n;  // not one of the program's nodes, which may still be queued
+      list_of(o, d).defer(&n, &on_deferred);
+      list_of(o, d).defer(&n, &on_deferred);
+      break;
+    }
+    case misuse_kind::flush_in_function: {
+      static cb_node n;
+      list_of(o, d).defer(&n, [](srcu::callback_head*) {
+        g_state->lists[static_cast<std::size_t>(tls_worker)][tls_current_op->instance]->flush();
+      });
+      list_of(o, d).flush();
+      break;
+    }
   }
   fail("a deliberate misuse was not reported (SRCU_DEBUG off?)");
 }

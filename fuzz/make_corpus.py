@@ -91,6 +91,8 @@ MISUSE = {
     "wrong_flavour": program(setup(1), ("misuse", 2, 0, 2)),
     "unlock_without_lock": program(setup(1), ("lock", 0), ("misuse", 1, 0, 3)),
     "synchronize_in_reader": program(setup(1), ("misuse", 0, 0, 4)),
+    "defer_twice": program(setup(1), ("misuse", 1, 0, 5)),
+    "flush_in_function": program(setup(1), ("misuse", 2, 0, 6)),
 }
 
 

@@ -87,8 +87,10 @@ enum class misuse_kind : std::uint8_t {
   wrong_flavour,          // read_unlock() given a read_lock_signal_safe() token
   unlock_without_lock,    // unlock() with no lock()
   synchronize_in_reader,  // synchronize() inside read_lock() of the same domain
+  defer_twice,            // the worker's reclaim_list given one callback_head twice
+  flush_in_function,      // reclaim_list::flush() from one of the list's own functions
 };
-inline constexpr int kMisuseKinds = 5;
+inline constexpr int kMisuseKinds = 7;
 
 // op::flags
 inline constexpr std::uint8_t kExpectPending = 1;  // poll: a reader that began before
