@@ -104,6 +104,8 @@ variants=(
   "gp_seq|busted-no-recheck|-DBUSTED_NO_RECHECK|safety|fail|invalid end state"
   "gp_seq|busted-no-release-wake|-DBUSTED_NO_RELEASE_WAKE|safety|fail|invalid end state"
   "gp_seq|busted-end-wakes-one|-DBUSTED_END_WAKES_ONE|safety|fail|invalid end state"
+  "gp_seq|correct-three-waiters|-DNW=3 -DNP=0|safety|pass|"
+  "gp_seq|busted-ended-wakes-one|-DBUSTED_ENDED_WAKES_ONE -DNW=3 -DNP=0|safety|fail|invalid end state"
   "gp_seq|busted-kick-before-request|-DBUSTED_KICK_BEFORE_REQUEST|safety|fail|invalid end state"
   "gp_seq|busted-snap|-DBUSTED_SNAP|safety|fail|gp_ended>s0"
   "gp_seq|engine-polls-cycles|-DENGINE_POLLS_CONTENDED|cycles|fail|non-progress cycle"

@@ -66,7 +66,11 @@
  *     snapshot(), then wait_for(cookie) statement by statement: done? return;
  *     request; waiters++; loop { done? leave; take the role and drive until
  *     done, then release_driver(true) | read gp_done_word, done? leave,
- *     driver clear? again, futex_wait }.
+ *     driver clear? again, futex_wait }.  A driver's step that ends its own
+ *     grace period may put that end's wake off until release_driver(), after
+ *     the role is free (one bump, every sleeper woken), so that a woken
+ *     waiter finds the role free; the code does so after a long grace
+ *     period only (timing, so the model takes either branch).
  *   - Poller (NP of them, NPOLL start_poll() calls each): cookie =
  *     snapshot(); if not done: request, kick.  Then it only observes: it
  *     blocks until done(its last cookie), as a poll() loop would, but it
@@ -138,6 +142,9 @@
  *                                   (nor wake) when waiters are counted
  *   BUSTED_END_WAKES_ONE            a grace period's end wakes one sleeper,
  *                                   not all (as release_driver may)
+ *   BUSTED_ENDED_WAKES_ONE          a waiter that ended its own grace period
+ *                                   wakes one sleeper when it lets go of
+ *                                   the role, not all
  *   BUSTED_KICK_BEFORE_REQUEST      start_poll kicks the engine, then requests
  *   BUSTED_SNAP                     seq_snap without the extra grace period:
  *                                   (s + 3) & ~3 (safety)
@@ -342,7 +349,7 @@ inline wake_gp_waiters(completed)
    counted, gp_done_word bumped so that one of them takes over.  The second
    part, the hand-off to the engine (hand_to_engine only), is hand_off()
    below; the Waiter calls it right after this.  `hand` is a constant. */
-inline release_role(hand)
+inline release_role(hand, ended)
 {
 #ifdef BUSTED_HANDBACK_BEFORE_RELEASE
   if
@@ -365,9 +372,20 @@ inline release_role(hand)
   fi
 #else
   if
-  :: atomic { waiters != 0 -> bump() };
-     release_wake()
-  :: else
+  :: ended ->                 /* its own grace period's end: the wake it put off */
+       ended = false;
+#ifdef BUSTED_ENDED_WAKES_ONE
+       atomic { bump() };
+       wake_one()             /* bug: every sleeper's grace period may be over */
+#else
+       atomic { bump(); wake_all() }
+#endif
+  :: else ->
+       if
+       :: atomic { waiters != 0 -> bump() };
+          release_wake()
+       :: else
+       fi
   fi
 #endif
 }
@@ -400,6 +418,7 @@ active [NW] proctype Waiter()
   byte r = 0;
   bool completed = false;
   bool fin = false;           /* the driving loop's done(cookie) */
+  bool ended = false;         /* the driving loop ended its own grace period */
   byte seen_seq = 0;          /* hand_off(): gp_seq as loaded */
 
   do
@@ -422,10 +441,16 @@ active [NW] proctype Waiter()
                  :: fin -> break
                  :: else ->
                       advance_locked(r, completed, c, fin);
-                      wake_gp_waiters(completed)
+                      if
+                      :: fin -> ended = completed; completed = false
+                         /* its own grace period ended (a long one: timing,
+                            so either branch): the wake waits for
+                            release_role(), after the role is free */
+                      :: true -> wake_gp_waiters(completed)
+                      fi
                       /* kBusy: check_stall(); wait.wait(), a timed nap: skip */
                  od;
-                 release_role(true);
+                 release_role(true, ended);
 #if !defined(BUSTED_HANDBACK_BEFORE_RELEASE) && !defined(BUSTED_HANDBACK_IF_NO_WAITERS)
                  hand_off();
 #endif
@@ -499,6 +524,7 @@ active proctype Engine()
   bool completed = false;
   bool retry = false;         /* kRetry: stepped again after a backoff, no kick */
   bool no_cookie = true;      /* advance_locked's `fin` = done(0): always true */
+  bool no_end = false;        /* release_driver(false): its wake_gp_waiters() ran */
   byte seen_seq = 0;          /* unused: release_driver(false) makes no hand-off */
 
 end_idle:
@@ -509,7 +535,7 @@ end_idle:
      :: atomic { !driver -> driver = true };
         advance_locked(r, completed, 0, no_cookie);
         wake_gp_waiters(completed);
-        release_role(false);               /* release_driver(false) */
+        release_role(false, no_end);       /* release_driver(false) */
         atomic { retry = (r == R_BUSY); r = 0 }
 #ifndef ENGINE_POLLS_CONTENDED
      :: driver -> skip                     /* kContended: the domain is dropped */

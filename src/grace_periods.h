@@ -82,7 +82,7 @@ class grace_periods : public reader_side {
   void note_gp_end(std::uint64_t seq) noexcept SRCU_REQUIRES(mutex);  // statistics, probe
   void end_gp_locked(std::uint64_t seq, bool* completed) noexcept SRCU_REQUIRES(mutex);
   void wake_gp_waiters() noexcept;
-  void release_driver(bool hand_to_engine) noexcept;
+  void release_driver(bool hand_to_engine, bool ended_gp = false) noexcept;
 
   const std::chrono::milliseconds stall_timeout;
   std::atomic<std::uint64_t> gp_seq{0};
@@ -102,6 +102,8 @@ class grace_periods : public reader_side {
   // the next, so that the callers it woke share it (wait_for()). Driver.
   std::atomic<bool> last_gp_long{false};
   static constexpr std::uint64_t kShareWorthNs = 5'000;
+  // At most this many yields let woken callers back in (wait_for()).
+  static constexpr std::uint32_t kMaxGatherYields = 4;
   std::atomic<std::uint32_t> woken_at_last_end{0};  // waiters the last GP end woke (a hint)
 
   // Stall detection. Written by the driver (one thread at a time; the role
