@@ -311,14 +311,12 @@ void grace_periods::release_driver(bool hand_to_engine, bool ended_gp) noexcept 
   }
 }
 
+// The caller wakes the waiters if *completed (wake_gp_waiters()), with no
+// lock held: at once, or, a waiter that ended its own grace period, after it
+// gave up the role (wait_for()).
 step_result grace_periods::step_as_driver(bool* completed, bool engine) noexcept {
-  step_result r;
-  {
-    mutex_lock lk(mutex);
-    r = advance_locked(completed, engine);
-  }
-  if (*completed) wake_gp_waiters();
-  return r;
+  mutex_lock lk(mutex);
+  return advance_locked(completed, engine);
 }
 
 step_result grace_periods::drive_once() noexcept {
@@ -332,6 +330,7 @@ step_result grace_periods::drive_once() noexcept {
   }
   bool completed = false;
   const step_result r = step_as_driver(&completed, /*engine=*/true);
+  if (completed) wake_gp_waiters();
   if (r == step_result::kBusy) check_stall();
   release_driver(/*hand_to_engine=*/false);
   return r;
@@ -489,11 +488,7 @@ void grace_periods::wait_for(std::uint64_t cookie, bool expedited) {
       bool ended_own = false;
       while (!done(cookie)) {
         bool completed = false;
-        step_result r;
-        {
-          mutex_lock lk(mutex);
-          r = advance_locked(&completed, /*engine=*/false);
-        }
+        const step_result r = step_as_driver(&completed);
         // Its own grace period over, and a long one (a reader was inside):
         // the end's wake waits for release_driver(), after the role is
         // free. Woken while this thread held it, a waiter that ran at once

@@ -76,7 +76,7 @@ class grace_periods : public reader_side {
  private:
   // engine: the scans may leave their heavy barrier to the engine's batch.
   step_result advance_locked(bool* completed, bool engine) noexcept SRCU_REQUIRES(mutex);
-  // Driver role held: one step, and the waiters woken if a grace period ended.
+  // Driver role held: one step; the caller wakes the waiters if *completed.
   step_result step_as_driver(bool* completed, bool engine = false) noexcept SRCU_EXCLUDES(mutex);
   void check_stall() noexcept;                   // driver: queue a stall report when due
   void note_gp_end(std::uint64_t seq) noexcept SRCU_REQUIRES(mutex);  // statistics, probe
