@@ -229,6 +229,89 @@ def losses(rows):
     return out
 
 
+def targets(runs):
+    """The performance targets of issue 11, checked against this run: one
+    record per target with srcu's figure, its 90% bootstrap interval and
+    whether the figure meets the bound (the interval is shown, not used,
+    except for "loses": a hash-map loss is an interval entirely below 1)."""
+    out = []
+
+    def reps(group, lib, **params):
+        return runs.get((group, lib, tuple(params.items())))
+
+    def ratio(what, bound, a, b, metric):
+        if a is None or b is None:
+            return
+        r, lo, hi = ratio_with_interval(a, b, metric)
+        if r is not None:
+            out.append({"target": what, "bound": bound, "value": r, "interval": [lo, hi],
+                        "met": r <= bound})
+
+    for (group, lib, params) in sorted(k for k in runs if k[0] == "reader_pair" and k[1] == "srcu"):
+        p = dict(params)
+        t = p.get("threads")
+        me = runs[(group, lib, params)]
+        threads = f"{t} thread{'' if t == 1 else 's'}"
+        ratio(f"reader pair, {threads}: srcu ÷ urcu-memb", 0.8, me, reps(group, "urcu-memb", **p), "ns_per_pair")
+        ratio(f"reader pair, {threads}: srcu ÷ tls-floor", 1.5, me, reps(group, "tls-floor", **p), "ns_per_pair")
+        for flavour in ("srcu-signal-safe", "srcu-down-up"):
+            ratio(f"reader pair, {threads}: {flavour} ÷ atomic-rmw-pair", 0.6,
+                  reps(group, flavour, **p), reps(group, "atomic-rmw-pair", **p), "ns_per_pair")
+    for readers, bound in ((1, 0.8), (0, 1.0)):
+        ratio(f"expedited grace period, {'a reader' if readers else 'no reader'} spinning: srcu ÷ urcu-memb", bound,
+              reps("sync_latency", "srcu-expedited", readers=readers),
+              reps("sync_latency", "urcu-memb", readers=readers), "p50_us")
+    for lib in ("srcu", "srcu-expedited"):
+        ratio(f"8 concurrent callers with a reader spinning ÷ 1 caller ({lib})", 2.0,
+              reps("concurrent_updaters", lib, callers=8, readers=1),
+              reps("concurrent_updaters", lib, callers=1, readers=1), "us_per_call")
+    # Hash map: no case where a srcu row loses (interval entirely below 1).
+    cases = sorted({k[2] for k in runs if k[0] == "hash_map"})
+    for lib in ("srcu", "srcu-caller-runs", "srcu-reclaim-list"):
+        for peer in ("urcu-memb", "ck_epoch"):
+            lost, seen = [], 0
+            for params in cases:
+                a, b = runs.get(("hash_map", lib, params)), runs.get(("hash_map", peer, params))
+                if a is None or b is None:
+                    continue
+                r, lo, hi = ratio_with_interval(a, b, "ops_per_s")
+                if r is None:
+                    continue
+                seen += 1
+                if hi < 1.0:
+                    lost.append({"case": params_label(params), "value": r, "interval": [lo, hi]})
+            if seen:
+                out.append({"target": f"hash map: {lib} ÷ {peer}, no case lost ({seen} cases)",
+                            "bound": "no loss", "losses": lost, "met": not lost})
+    mine, ck = reps("memory_per_domain", "srcu"), reps("memory_per_domain", "ck_epoch")
+    if mine and ck:
+        made = median_of(mine, "bytes_at_creation")
+        theirs = median_of(ck, "bytes_per_domain")
+        if made is not None and theirs:
+            out.append({"target": "memory per domain at creation ÷ ck_epoch's per domain", "bound": 1.0,
+                        "value": made / theirs, "interval": None, "met": made <= theirs,
+                        "figures": f"{made:,.0f} B ÷ {theirs:,.0f} B"})
+    return out
+
+
+def target_lines(checks):
+    lines = ["| target | bound | this run | met |", "|---|---:|---|---|"]
+    for c in checks:
+        if "losses" in c:
+            shown = "; ".join(f"{l['case']}: {l['value']:.2f} ({l['interval'][0]:.2f}–{l['interval'][1]:.2f})"
+                              for l in c["losses"]) or "none lost"
+            bound = "no loss"
+        else:
+            shown = c.get("figures", "") or f"{c['value']:.2f}"
+            if c.get("figures"):
+                shown += f" = {c['value']:.2f}"
+            if c["interval"]:
+                shown += f" ({c['interval'][0]:.2f}–{c['interval'][1]:.2f})"
+            bound = f"≤ {c['bound']:.1f}"
+        lines.append(f"| {c['target']} | {bound} | {shown} | {'yes' if c['met'] else '**no**'} |")
+    return lines
+
+
 def machine(raw):
     # srcu_bench records the CPU model and kernel of the machine it ran on;
     # older raw.json files lack them, and then this machine's are read.
@@ -369,7 +452,7 @@ def plots(rows, quantiles, outdir, m):
     return made
 
 
-def markdown(rows, m, made, raw_name):
+def markdown(rows, m, made, raw_name, checks=()):
     lines = [
         "# srcu_bench report",
         "",
@@ -429,10 +512,11 @@ def markdown(rows, m, made, raw_name):
                        "lock-based ones free it under the write lock, shared_ptr frees on the last "
                        "reference. srcu-caller-runs: srcu with an executor whose ready callbacks the "
                        "updater runs after every 64th call(), as ck's caller does with ck_epoch_poll() "
-                       "(the old entries are freed on the updater's own thread, not srcu's worker). "
-                       "srcu-reclaim-list: each updater keeps its old entries in a srcu::reclaim_list "
-                       "and frees them itself when poll() says their grace period is over, so no "
-                       "entry leaves its thread (no callback is queued)."))
+                       "(the old entries are freed on the updater's own thread, not srcu's worker)."
+                       + (" srcu-reclaim-list: each updater keeps its old entries in a "
+                          "srcu::reclaim_list and frees them itself when poll() says their grace "
+                          "period is over, so no entry leaves its thread (no callback is queued)."
+                          if any(r["library"] == "srcu-reclaim-list" for r in rows) else "")))
     lines.append(table(rows, "memory_per_domain", "Memory per domain (bytes allocated, 100,000 domains)",
                        "Bytes asked of operator new per domain object used once by one thread (srcu "
                        "and the ck adapter allocate only through new); urcu has no domains (one "
@@ -456,6 +540,13 @@ def markdown(rows, m, made, raw_name):
                        "reading or not (srcu: counted by hand from src/; urcu: sizeof its reader "
                        "struct, cache-line aligned; ck: none, the record is allocated).",
                        field="static_tls_bytes", field_unit="B"))
+    if checks:
+        lines += ["### Targets in this run (issue 11)", "",
+                  "Each ratio with its 90% bootstrap interval over this run's repetitions; a target is "
+                  "met when the ratio (the medians') is within its bound, and a hash-map row loses "
+                  "when its whole interval is below 1. On a 2-CPU machine several of these move "
+                  "from run to run: read docs/perf/README.md.", ""]
+        lines += target_lines(checks) + [""]
     lost = losses(rows)
     lines += ["### Where srcu loses in this run (90% interval entirely on the wrong side of 1)", ""]
     lines += (lost or ["- nowhere"]) + [""]
@@ -530,10 +621,11 @@ def main():
     m = machine(raw)
     os.makedirs(args.out, exist_ok=True)
     made = [] if args.no_plots else plots(rows, load_quantiles(args.samples, iterations), args.out, m)
+    checks = targets(runs)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": m, "rows": rows}, f, indent=1)
+        json.dump({"machine": m, "rows": rows, "targets": checks}, f, indent=1)
     with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(markdown(rows, m, made, os.path.basename(args.raw)))
+        f.write(markdown(rows, m, made, os.path.basename(args.raw), checks))
     if args.readme:
         update_readme(args.readme, rows, m)
     print(f"report: {len(rows)} rows, plots {', '.join(made) or 'none'} -> {args.out}")
