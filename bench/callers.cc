@@ -12,9 +12,6 @@
 // prints each pair and the median of the pairs' ratios. Grace periods per
 // round show how well the N callers share them (1.00: one per round).
 // Defaults: 8 callers, 3,000 rounds, 5 pairs.
-#include <pthread.h>
-#include <sched.h>
-
 #include <srcu/srcu.h>
 
 #include <algorithm>
@@ -25,6 +22,8 @@
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "probe.h"
 
 namespace {
 
@@ -68,14 +67,7 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-// Pins the calling thread to `cpu` where the machine has it; else leaves it.
-void pin(int cpu) {
-  if (cpu >= static_cast<int>(std::thread::hardware_concurrency())) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
+using bench::probe::pin;
 
 struct result {
   double us_per_round;
@@ -140,10 +132,8 @@ int main(int argc, char** argv) {
                 p + 1, one.us_per_round, o.callers, many.us_per_round, o.callers, many.gp_per_round,
                 ratios.back());
   }
-  std::sort(ratios.begin(), ratios.end());
-  const std::size_t n = ratios.size();
-  const double median = n % 2 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
-  std::printf("median ratio %.2f (range %.2f-%.2f)\n", median, ratios.front(), ratios.back());
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  std::printf("median ratio %.2f (range %.2f-%.2f)\n", bench::probe::median(ratios), *lo, *hi);
   stop.store(true);
   if (reader.joinable()) reader.join();
   return 0;

@@ -4,9 +4,10 @@
 //
 //   srcu_remote_touch [--permille U] [--rounds R] [--ms T]
 //
-// The bench's hash map (bench/harness.h: 100,000 keys in 2^17 buckets, a
+// The bench's hash map itself (bench/map.h: 100,000 keys in 2^17 buckets, a
 // 40-byte node, lookups and copy-on-write replacements, U per mille of them
-// replacements; default 100) on one thread pinned to CPU 0. The replaced
+// replacements, default 100; the hash_map rows' loop) on one thread pinned
+// to CPU 0. The replaced
 // nodes are collected in batches of 64 and reclaimed in one of four ways:
 //
 //   local   the updater frees each batch itself: ck_epoch's pattern (its
@@ -26,10 +27,6 @@
 // updater's allocator then hands back to it. R rounds, each mode once per
 // round for T ms; prints every measurement, then each mode's median and its
 // ratio to local's. Defaults: 5 rounds, 300 ms.
-#include <pthread.h>
-#include <sched.h>
-
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -39,19 +36,27 @@
 #include <thread>
 #include <vector>
 
+#include "map.h"
+#include "probe.h"
+
 namespace {
 
-constexpr std::uint64_t kKeys = 100'000;
-constexpr int kBucketBits = 17;
+using bench::probe::pin;
+
 constexpr int kBatch = 64;
 
-struct node {
-  node* retired_next = nullptr;  // the batch's link (a callback_head's next)
-  void* func = nullptr;          // a callback_head's func: cleared when run
-  std::uint64_t key = 0;
-  std::uint64_t value = 0;
-  std::atomic<node*> next{nullptr};
+// The map's node starts with this head, as it does with a library's
+// callback_head: the link of a retired batch and the function a deferral
+// would store.
+struct probe_head {
+  probe_head* next = nullptr;
+  void* func = nullptr;
 };
+struct probe_lib {
+  using head = probe_head;
+};
+using map = bench::rcu_map<probe_lib>;
+using node = map::node;  // its head is its first member
 
 enum class mode { local, read, walked, freed };
 constexpr mode kModes[] = {mode::local, mode::read, mode::walked, mode::freed};
@@ -97,47 +102,36 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-// Pins the calling thread to `cpu` where the machine has it; else leaves it.
-void pin(int cpu) {
-  if (cpu >= static_cast<int>(std::thread::hardware_concurrency())) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-std::size_t bucket_of(std::uint64_t key) { return (key * 0x9E3779B97F4A7C15ULL) >> (64 - kBucketBits); }
-
-node* tail_of(node* list) {
-  while (list->retired_next != nullptr) list = list->retired_next;
+probe_head* tail_of(probe_head* list) {
+  while (list->next != nullptr) list = list->next;
   return list;
 }
 
-void free_all(node* list) {
+void free_all(probe_head* list) {
   while (list != nullptr) {
-    node* const next = list->retired_next;
-    list->retired_next = nullptr;  // what running a callback writes
+    probe_head* const next = list->next;
+    list->next = nullptr;  // what running a callback writes
     list->func = nullptr;
-    delete list;
+    map::free_node(list);
     list = next;
   }
 }
 
-// A lock-free stack of batches (each a retired_next list). The pushes'
-// release pairs with take()'s acquire: the taker sees the nodes' contents.
+// A lock-free stack of batches (each a list through probe_head::next). The
+// pushes' release pairs with take()'s acquire: the taker sees the nodes.
 class batch_stack {
  public:
-  void push(node* batch) {
-    node* const tail = tail_of(batch);  // the pusher's own nodes
-    node* top = top_.load(std::memory_order_relaxed);
+  void push(probe_head* batch) {
+    probe_head* const tail = tail_of(batch);  // the pusher's own nodes
+    probe_head* top = top_.load(std::memory_order_relaxed);
     do {
-      tail->retired_next = top;
+      tail->next = top;
     } while (!top_.compare_exchange_weak(top, batch, std::memory_order_release, std::memory_order_relaxed));
   }
-  node* take() { return top_.exchange(nullptr, std::memory_order_acquire); }
+  probe_head* take() { return top_.exchange(nullptr, std::memory_order_acquire); }
 
  private:
-  std::atomic<node*> top_{nullptr};
+  std::atomic<probe_head*> top_{nullptr};
 };
 
 // The thread on CPU 1: takes what the updater retired every 100 us (srcu's
@@ -151,15 +145,18 @@ class helper {
     free_all(back_.take());
     free_all(inbox_.take());
   }
+  helper(const helper&) = delete;
+  helper& operator=(const helper&) = delete;
+
   void set_mode(mode m) { mode_.store(m, std::memory_order_relaxed); }
-  void retire(node* batch) { inbox_.push(batch); }
-  node* take_back() { return back_.take(); }
+  void retire(probe_head* batch) { inbox_.push(batch); }
+  probe_head* take_back() { return back_.take(); }
 
  private:
   void loop() {
     pin(1);
     while (!stop_.load(std::memory_order_relaxed)) {
-      node* list = inbox_.take();
+      probe_head* list = inbox_.take();
       if (list == nullptr) {
         std::this_thread::sleep_for(std::chrono::microseconds(100));
         continue;
@@ -167,7 +164,7 @@ class helper {
       switch (mode_.load(std::memory_order_relaxed)) {
         case mode::read: {
           std::uint64_t sum = 0;
-          for (node* n = list; n != nullptr; n = n->retired_next) sum += n->key;
+          for (probe_head* h = list; h != nullptr; h = h->next) sum += reinterpret_cast<node*>(h)->key;
           sink_ = sink_ + sum;
           back_.push(list);
           break;
@@ -185,11 +182,11 @@ class helper {
     }
   }
   // drain_staged()'s walk: one write per node.
-  static node* reverse(node* list) {
-    node* head = nullptr;
+  static probe_head* reverse(probe_head* list) {
+    probe_head* head = nullptr;
     while (list != nullptr) {
-      node* const next = list->retired_next;
-      list->retired_next = head;
+      probe_head* const next = list->next;
+      list->next = head;
       head = list;
       list = next;
     }
@@ -203,79 +200,30 @@ class helper {
   std::thread thread_;  // last: starts once the rest is made
 };
 
-class map {
- public:
-  map() : buckets_(std::size_t{1} << kBucketBits) {
-    for (std::uint64_t k = 0; k < kKeys; ++k) {
-      node* n = new node;
-      n->key = k;
-      n->value = k;
-      std::atomic<node*>& b = buckets_[bucket_of(k)];
-      n->next.store(b.load(std::memory_order_relaxed), std::memory_order_relaxed);
-      b.store(n, std::memory_order_relaxed);
-    }
-  }
-  ~map() {
-    for (std::atomic<node*>& b : buckets_) {
-      for (node* n = b.load(); n != nullptr;) {
-        node* const next = n->next.load();
-        delete n;
-        n = next;
-      }
-    }
-  }
-  map(const map&) = delete;
-  map& operator=(const map&) = delete;
-
-  bool lookup(std::uint64_t key) const {
-    for (const node* n = buckets_[bucket_of(key)].load(std::memory_order_acquire); n != nullptr;
-         n = n->next.load(std::memory_order_acquire)) {
-      if (n->key == key) return (n->value & 0xfffff) == key;
-    }
-    return false;
-  }
-  // Returns the replaced node (the bench's rcu_map::replace()).
-  node* replace(std::uint64_t key, std::uint64_t version) {
-    std::atomic<node*>* link = &buckets_[bucket_of(key)];
-    node* old = link->load(std::memory_order_relaxed);
-    while (old->key != key) {
-      link = &old->next;
-      old = link->load(std::memory_order_relaxed);
-    }
-    node* fresh = new node;
-    fresh->key = key;
-    fresh->value = version << 20 | key;
-    fresh->next.store(old->next.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    link->store(fresh, std::memory_order_release);
-    return old;
-  }
-
- private:
-  std::vector<std::atomic<node*>> buckets_;
-};
-
 // One measurement: M ops/s of the 1-thread workload with reclamation `m`.
-double measure(map& table, helper& h, mode m, const options& o, std::uint64_t& rng, std::uint64_t& bad) {
+// The loop is the hash_map rows' (harness.h, run_map_workload).
+double measure(map& table, helper& h, mode m, const options& o, bench::rng& r, std::uint64_t& bad) {
   h.set_mode(m);
-  node* batch = nullptr;
+  probe_head* batch = nullptr;
   int in_batch = 0;
   std::uint64_t ops = 0;
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::milliseconds(o.ms);
   while (std::chrono::steady_clock::now() < end) {
-    for (int i = 0; i < 64; ++i, ++ops) {
-      rng ^= rng << 13;  // xorshift64
-      rng ^= rng >> 7;
-      rng ^= rng << 17;
-      const std::uint64_t key = (rng >> 10) % kKeys;
-      if (static_cast<int>(rng % 1000) >= o.permille) {
-        bad += !table.lookup(key);
+    for (int i = 0; i < 64; ++i) {
+      const std::uint64_t x = r.next();
+      const std::uint64_t key = (x >> 10) % bench::kMapKeys;
+      if (static_cast<int>(x % 1000) >= o.permille) {
+        std::uint64_t value = 0;
+        if (!table.lookup(key, value) || (value & ((1ULL << bench::kVersionShift) - 1)) != key) ++bad;
+        ++ops;
         continue;
       }
-      node* const old = table.replace(key, ops);
-      old->func = &table;  // what call() writes into the head
-      old->retired_next = batch;
-      batch = old;
+      node* const old = table.replace(key, ++ops);
+      probe_head* const retired = &old->head;
+      retired->func = &table;  // what call() writes into the head
+      retired->next = batch;
+      batch = retired;
       if (++in_batch < kBatch) continue;
       if (m == mode::local) {
         free_all(batch);
@@ -292,12 +240,6 @@ double measure(map& table, helper& h, mode m, const options& o, std::uint64_t& r
   return static_cast<double>(ops) / seconds / 1e6;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -305,15 +247,16 @@ int main(int argc, char** argv) {
   pin(0);
   map table;
   helper h;
-  std::uint64_t rng = 0x9E3779B97F4A7C15ULL, bad = 0;
+  bench::rng r{0x9E3779B97F4A7C15ULL};
+  std::uint64_t bad = 0;
   std::printf("1 thread on CPU 0, %d per mille replacements, batches of %d retired nodes, %d ms per "
               "measurement; the helper on CPU 1\n",
               o.permille, kBatch, o.ms);
   std::vector<double> rates[4];
-  for (int r = 0; r < o.rounds; ++r) {
-    std::printf("round %d:", r + 1);
+  for (int round = 0; round < o.rounds; ++round) {
+    std::printf("round %d:", round + 1);
     for (mode m : kModes) {
-      const double rate = measure(table, h, m, o, rng, bad);
+      const double rate = measure(table, h, m, o, r, bad);
       rates[static_cast<int>(m)].push_back(rate);
       std::printf("  %s %.1f", name_of(m), rate);
       std::fflush(stdout);
@@ -322,9 +265,9 @@ int main(int argc, char** argv) {
     }
     std::printf("  (M ops/s)\n");
   }
-  const double local = median(rates[0]);
+  const double local = bench::probe::median(rates[0]);
   for (mode m : kModes) {
-    const double mid = median(rates[static_cast<int>(m)]);
+    const double mid = bench::probe::median(rates[static_cast<int>(m)]);
     std::printf("%-7s median %6.1f M ops/s  %.2fx local\n", name_of(m), mid, mid / local);
   }
   if (bad != 0) {
