@@ -7,8 +7,8 @@
 // The bench's hash map itself (bench/map.h: 100,000 keys in 2^17 buckets, a
 // 40-byte node, lookups and copy-on-write replacements, U per mille of them
 // replacements, default 100; the hash_map rows' loop) on one thread pinned
-// to CPU 0. The replaced
-// nodes are collected in batches of 64 and reclaimed in one of four ways:
+// to CPU 0. The replaced nodes are collected in batches of 64 and reclaimed
+// in one of four ways:
 //
 //   local   the updater frees each batch itself: ck_epoch's pattern (its
 //           caller runs ck_epoch_poll() every 64 deferrals) and
