@@ -33,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -58,14 +59,15 @@ struct probe_lib {
 using map = bench::rcu_map<probe_lib>;
 using node = map::node;  // its head is its first member
 
-enum class mode { local, read, walked, freed };
-constexpr mode kModes[] = {mode::local, mode::read, mode::walked, mode::freed};
+enum class mode { local, read, walked, freed, near };
+constexpr mode kModes[] = {mode::local, mode::read, mode::walked, mode::freed, mode::near};
 const char* name_of(mode m) {
   switch (m) {
     case mode::local: return "local";
     case mode::read: return "read";
     case mode::walked: return "walked";
     case mode::freed: return "freed";
+    case mode::near: return "near";
   }
   return "?";
 }
@@ -138,7 +140,7 @@ class batch_stack {
 // engine is woken per callback_delay, not per call) and touches it.
 class helper {
  public:
-  helper() : thread_([this] { loop(); }) {}
+  explicit helper(int cpu) : cpu_(cpu), thread_([this] { loop(); }) {}
   ~helper() {
     stop_.store(true, std::memory_order_relaxed);
     thread_.join();
@@ -154,7 +156,7 @@ class helper {
 
  private:
   void loop() {
-    pin(1);
+    pin(cpu_);
     while (!stop_.load(std::memory_order_relaxed)) {
       probe_head* list = inbox_.take();
       if (list == nullptr) {
@@ -173,6 +175,7 @@ class helper {
           back_.push(reverse(list));
           break;
         case mode::freed:
+        case mode::near:
           free_all(reverse(list));
           break;
         case mode::local:  // a batch from before the mode changed
@@ -193,6 +196,7 @@ class helper {
     return head;
   }
 
+  const int cpu_;
   std::atomic<bool> stop_{false};
   std::atomic<mode> mode_{mode::local};
   batch_stack inbox_, back_;
@@ -246,22 +250,24 @@ int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   pin(0);
   map table;
-  helper h;
+  helper far(1), near(0);  // near: on the updater's own CPU
   bench::rng r{0x9E3779B97F4A7C15ULL};
   std::uint64_t bad = 0;
   std::printf("1 thread on CPU 0, %d per mille replacements, batches of %d retired nodes, %d ms per "
               "measurement; the helper on CPU 1\n",
               o.permille, kBatch, o.ms);
-  std::vector<double> rates[4];
+  std::vector<double> rates[std::size(kModes)];
   for (int round = 0; round < o.rounds; ++round) {
     std::printf("round %d:", round + 1);
     for (mode m : kModes) {
+      helper& h = m == mode::near ? near : far;
       const double rate = measure(table, h, m, o, r, bad);
       rates[static_cast<int>(m)].push_back(rate);
       std::printf("  %s %.1f", name_of(m), rate);
       std::fflush(stdout);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      free_all(h.take_back());  // what the helper handed back late
+      free_all(far.take_back());  // what the helpers handed back late
+      free_all(near.take_back());
     }
     std::printf("  (M ops/s)\n");
   }

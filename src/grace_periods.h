@@ -1,7 +1,8 @@
 // Layer 2 of a domain's compiled side (domain_state.h shows all four): the
 // grace-period machine (grace_period.cc), its sequence and cookies, the
 // driver role, the waiters, and stall detection (stall.cc makes the
-// reports). It reads the reader side only through readers_idle().
+// reports). It reads the reader side only through readers_idle() (and
+// index_taken_since_last_look(), a hint for the wait after the flip).
 #pragma once
 
 #include <atomic>

@@ -389,6 +389,16 @@ bool reader_side::readers_idle(unsigned idx, std::uint64_t tag, bool* other_idle
   return inside[idx] == 0;
 }
 
+bool reader_side::index_taken_since_last_look(unsigned idx) noexcept {
+  std::uint64_t locks = 0;
+  for_each_counter_pair([&](const counter_pair& c, const counter_block*) {
+    locks += c.locks[idx].load(std::memory_order_relaxed);
+  });
+  const bool taken = locks != looked_locks[idx];
+  looked_locks[idx] = locks;
+  return taken;
+}
+
 void reader_side::report_unlock_without_lock(const counter_block* slot, unsigned idx,
                                              std::uint64_t extra) const noexcept {
   message m;

@@ -39,8 +39,10 @@ inline constexpr std::uint32_t kMaxStagingBlocks = kStagingShards + 1;
 // "domain: constructing" (every domain constructor, first thing),
 // "read_lock_slow: index loaded" (grace_period_test.cc: a straggler, between
 // read_lock_slow()'s index load and its increment), "state: making" (
-// unborn_test.cc: state_maker::create(), before it allocates); and a way to
-// have the layout computed again.
+// unborn_test.cc: state_maker::create(), before it allocates), "grace
+// period: settling after the flip" (heavy_barrier_test.cc: the wait after a
+// flip, only when readers took the old index); and a way to have the layout
+// computed again.
 extern std::atomic<void (*)(const char* point)> g_test_probe;
 void forget_full_table_layout() noexcept;
 
@@ -152,6 +154,11 @@ class reader_side : public domain_core {
   // with the same tag and index finishes the scan from the kept pass.
   bool readers_idle(unsigned idx, std::uint64_t tag = 0, bool* other_idle = nullptr) noexcept
       SRCU_REQUIRES(mutex);
+  // Has any reader taken index idx since the last call for idx (its lock
+  // sum moved)? Relaxed loads, no barrier: a hint for the grace period's
+  // wait after the flip (grace_period.cc, settle_after_flip()), which only
+  // readers arriving on the old index need. Liveness only.
+  bool index_taken_since_last_look(unsigned idx) noexcept SRCU_REQUIRES(mutex);
   bool awaiting_heavy_barrier() const noexcept {
     return pass1.key.load(std::memory_order_relaxed) != 0;
   }
@@ -226,6 +233,7 @@ class reader_side : public domain_core {
   };
   kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
+  std::uint64_t looked_locks[2] SRCU_GUARDED_BY(mutex) = {0, 0};  // index_taken_since_last_look()
 };
 
 template <class F>
