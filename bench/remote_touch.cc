@@ -8,7 +8,7 @@
 // 40-byte node, lookups and copy-on-write replacements, U per mille of them
 // replacements, default 100; the hash_map rows' loop) on one thread pinned
 // to CPU 0. The replaced nodes are collected in batches of 64 and reclaimed
-// in one of four ways:
+// in one of five ways:
 //
 //   local   the updater frees each batch itself: ck_epoch's pattern (its
 //           caller runs ck_epoch_poll() every 64 deferrals) and
@@ -21,6 +21,10 @@
 //           runs batches on the updater's thread.
 //   freed   the thread on CPU 1 relinks and frees every node: srcu's call()
 //           with its own callback worker, and liburcu's call_rcu() thread.
+//   near    as freed, by a thread on CPU 0, the updater's own: what a
+//           callback worker on the caller's CPU would cost (the kernel runs
+//           SRCU callbacks on the CPU that queued them), with the switches
+//           between it and the updater.
 //
 // No grace period is waited for: what differs between the modes is only
 // which CPU last wrote (or read) the retired nodes' cache lines, which the
