@@ -394,8 +394,8 @@ bool reader_side::index_taken_since_last_look(unsigned idx) noexcept {
   for_each_counter_pair([&](const counter_pair& c, const counter_block*) {
     locks += c.locks[idx].load(std::memory_order_relaxed);
   });
-  const bool taken = locks != looked_locks[idx];
-  looked_locks[idx] = locks;
+  const bool taken = static_cast<std::uint32_t>(locks) != looked_locks[idx];
+  looked_locks[idx] = static_cast<std::uint32_t>(locks);
   return taken;
 }
 

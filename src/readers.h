@@ -233,7 +233,9 @@ class reader_side : public domain_core {
   };
   kept_pass pass1;  // written under the mutex
   std::atomic<std::uint64_t> last_active{0};  // readers seen by the last scan
-  std::uint64_t looked_locks[2] SRCU_GUARDED_BY(mutex) = {0, 0};  // index_taken_since_last_look()
+  // index_taken_since_last_look(): each index's lock sum at its last look,
+  // low 32 bits (a hint: 2^32 locks between two looks read as none).
+  std::uint32_t looked_locks[2] SRCU_GUARDED_BY(mutex) = {0, 0};
 };
 
 template <class F>

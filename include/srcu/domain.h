@@ -56,28 +56,28 @@
 ///    allocation; a failure: a message naming the domain, then abort). Later read_lock()s of that domain on that thread never
 ///    allocate; read_lock_signal_safe() and down_read() never allocate.
 ///
-/// Overheads (one run of bench/run, 2026-12-06 02:23 UTC, a 2-vCPU AMD EPYC
+/// Overheads (one run of bench/run, 2026-12-06 04:05 UTC, a 2-vCPU AMD EPYC
 /// VM, GCC 12.2 -O3; medians; every row in docs/perf/report.md, read in
 /// docs/perf/README.md with the runs before it (this VM has phases: compare
 /// ratios); 1-16 threads in docs/perf/scaling-16cpu/, an older commit):
-///  read_lock, a read, read_unlock on one thread 1.08 ns (liburcu-memb's
-///  inline pair 1.40 ns, 0.77x; 0.64-1.08x on 2-4 threads; a bare
-///  thread-local load and store pair with the index load 0.96 ns); the
-///  signal-safe and down/up pairs 1.78-2.26 ns (per-CPU counters in
+///  read_lock, a read, read_unlock on one thread 1.06 ns (liburcu-memb's
+///  inline pair 1.82 ns, 0.58x; 0.65-1.03x on 2-4 threads; a bare
+///  thread-local load and store pair with the index load 0.94 ns); the
+///  signal-safe and down/up pairs 1.51-2.29 ns (per-CPU counters in
 ///  restartable sequences; a bare lock-prefixed fetch_add/fetch_sub pair
-///  13.0-13.3 ns on this CPU); synchronize_expedited 2.75 us with no reader
-///  and 27.2 us with a reader spinning on the other CPU, one membarrier(2)
+///  12.0-12.6 ns on this CPU); synchronize_expedited 1.59 us with no reader
+///  and 23.7 us with a reader spinning on the other CPU, one membarrier(2)
 ///  call either way (the readers' index load and increment are one
 ///  restartable sequence, so no scan of the inactive index; each barrier
-///  shared with every scan of any domain that overlaps it; urcu-memb 2.67
-///  and 52.6 us, two); 8 concurrent synchronize() callers with a reader
-///  spinning 2.6x one caller's time per call (expedited 2.3x), sharing 0.14
-///  grace periods per call (urcu-memb 7.0x); call() 22.0 ns (two
+///  shared with every scan of any domain that overlaps it; urcu-memb 2.79
+///  and 49.4 us, two); 8 concurrent synchronize() callers with a reader
+///  spinning 2.1x one caller's time per call (expedited 2.1x), sharing 0.15
+///  grace periods per call (urcu-memb 6.7x); call() 19.9 ns (two
 ///  lock-prefixed RMWs).
 ///  A domain allocates 128 bytes at creation (its 64-byte object and one
 ///  64-byte shard block; 144 with its share of the registry's id table; a
 ///  copy of options other than the defaults adds 40 bytes and the name;
-///  ck_epoch's object and record: 216). Its state (472 bytes: reader slots,
+///  ck_epoch's object and record: 216). Its state (488 bytes: reader slots,
 ///  grace periods, callbacks) is made on first use: by the first read_lock()
 ///  on any thread, synchronize*(), cond_synchronize(), call(f) or retire()
 ///  (not barrier(): with nothing queued it has nothing to wait for); call(head, func), start_poll() and a first signal-safe or
