@@ -393,9 +393,10 @@ bool reader_side::index_taken_since_last_look(unsigned idx) noexcept {
   // The walk costs about what the wait it may spare (1 us) at 1,024 live
   // slots (2-vCPU AMD EPYC VM, expedited grace periods with no reader:
   // 6.6 us before the hint, 5.2-7.0 with it; 256 slots: 4.5 -> 3.1-4.0).
-  // Beyond 512 slots: no walk, the wait is made (as before the hint).
-  constexpr std::uint32_t kMaxSlotsWalked = 512;
-  if (slots_handed_out > kMaxSlotsWalked) return true;
+  // Beyond 512 blocks (slots handed out and shards): no walk, the wait is
+  // made (as before the hint).
+  constexpr std::uint32_t kMaxBlocksWalked = 512;
+  if (slots_handed_out + shards().count > kMaxBlocksWalked) return true;
   std::uint64_t locks = 0;
   for_each_counter_pair([&](const counter_pair& c, const counter_block*) {
     locks += c.locks[idx].load(std::memory_order_relaxed);

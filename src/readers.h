@@ -158,8 +158,8 @@ class reader_side : public domain_core {
   // sum moved)? Relaxed loads, no barrier: a hint for the grace period's
   // wait after the flip (grace_period.cc, settle_after_flip()), which only
   // readers arriving on the old index need. Liveness only. True without a
-  // look in a domain with more than 512 slots (the walk would cost more
-  // than the wait it spares).
+  // look in a domain with more than 512 blocks (the walk would cost more
+  // than the wait it spares; slots and shards counted).
   bool index_taken_since_last_look(unsigned idx) noexcept SRCU_REQUIRES(mutex);
   bool awaiting_heavy_barrier() const noexcept {
     return pass1.key.load(std::memory_order_relaxed) != 0;

@@ -215,6 +215,9 @@ TEST(RseqReaders, TheWaitAfterTheFlipIsOnlyForAnIndexReadersTook) {
         if (std::strcmp(point, "grace period: settling after the flip") == 0) g_settles.fetch_add(1);
       },
       std::memory_order_release);
+  struct probe_off {
+    ~probe_off() { srcu::detail::g_test_probe.store(nullptr, std::memory_order_release); }
+  } off;  // on every way out
   watchdog wd("expedited grace periods of a domain no other thread uses");
   d.synchronize_expedited();  // both indices looked at once: a first look may see
   d.synchronize_expedited();  // counts from the domain's first use
@@ -227,7 +230,6 @@ TEST(RseqReaders, TheWaitAfterTheFlipIsOnlyForAnIndexReadersTook) {
   d.synchronize_expedited();  // its old index: untaken since its last flip
   d.synchronize_expedited();  // the reader's index again: untaken since the last look
   EXPECT_EQ(g_settles.load(), before + 1) << "the flips after the reader's one waited";
-  srcu::detail::g_test_probe.store(nullptr, std::memory_order_release);
 }
 
 }  // namespace
