@@ -140,11 +140,11 @@ namespace {
 // lands within it; a preempted one, with the readers' sequences, starts
 // over on the new index anyway. Only where a barrier is an interrupt of
 // every CPU (membarrier): a fence costs less than the wait. And only when
-// a reader took the old index since its last flip (`taken`): with none
-// arriving there is no commit to wait for, and the wait was a third of a
-// grace period with no reader (2.7 us on the 2-vCPU AMD EPYC VM).
-void settle_after_flip(bool taken) noexcept {
-  if (!taken || g_readers_fence.load(std::memory_order_relaxed)) return;
+// a reader took the old index since its last flip: with none arriving there
+// is no commit to wait for, and the wait was a third of a grace period with
+// no reader (2.7 us on the 2-vCPU AMD EPYC VM). The caller decides both
+// (the flip in advance_locked()).
+void settle_after_flip() noexcept {
   if (auto probe = g_test_probe.load(std::memory_order_acquire)) probe("grace period: settling after the flip");
   constexpr std::uint64_t kSettleNs = 1'000;
   const std::uint64_t start = monotonic_ns();
@@ -207,17 +207,19 @@ step_result grace_periods::advance_locked(bool* completed, bool engine) noexcept
         // their load of the index (an x86 load: acquire), so a reader that
         // takes the new index observes the unpublish (no scan waits for it).
         std::atomic_thread_fence(std::memory_order_seq_cst);  // E: pairs with B, C (and the sequences' load)
-        // A hint, read before the flip with no order: a reader whose
-        // increment on the old index lands after this sum is missed, and
-        // costs at most a second barrier.
-        const bool old_index_taken = index_taken_since_last_look(static_cast<unsigned>(index & 1));
+        // The wait after the flip (settle_after_flip()): membarrier only,
+        // and only if a reader took the old index. A hint, read before the
+        // flip with no order: a reader whose increment on the old index
+        // lands after this sum is missed, and costs at most a second barrier.
+        const bool wait_after_flip = !g_readers_fence.load(std::memory_order_relaxed) &&
+                                     index_taken_since_last_look(static_cast<unsigned>(index & 1));
         reader_index().store(index + 1, std::memory_order_relaxed);
         // Fence D (docs/design.md §2): pairs with C; without it readers take
         // the old index longer and SCAN2 retries more. Liveness only.
         std::atomic_thread_fence(std::memory_order_seq_cst);  // D: pairs with C
         gp_seq.store(seq + 1, std::memory_order_relaxed);
         SRCU_INJECT("advance: flipped, before scan 2");
-        settle_after_flip(old_index_taken);
+        if (wait_after_flip) settle_after_flip();
         break;
       }
       case kStateScan2:
